@@ -1,0 +1,1 @@
+"""The `tuneflow` command line: the composition root that wires services, workers and the demo."""
