@@ -117,6 +117,24 @@ def set_celery_app(app: Celery) -> None:
     app.set_default()
 
 
+def send_chain(steps: list[tuple[TaskName | str, BaseModel | dict[str, Any]]]) -> AsyncResult | EagerResult:
+    """Run tasks one after another, each with its own payload (immutable signatures: no result passing).
+
+    A later step finds what an earlier one wrote under the job's deterministic object prefix.
+    """
+    from celery import chain
+
+    app = get_celery_app()
+    sigs = []
+    for name, payload in steps:
+        body = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+        sigs.append(app.signature(str(name), args=[body], queue=queue_for(str(name)).value, immutable=True))
+    workflow = chain(*sigs)
+    if app.conf.task_always_eager:
+        return workflow.apply(throw=True)
+    return workflow.apply_async()
+
+
 def send_task(name: TaskName | str, payload: BaseModel | dict[str, Any]) -> AsyncResult | EagerResult:
     """Call a task by name with one JSON payload: queued in distributed mode, run inline when embedded."""
     app = get_celery_app()

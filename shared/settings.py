@@ -38,15 +38,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TUNEFLOW_", env_file=".env", extra="ignore")
 
-    mode: Mode = Field(
-        Mode.EMBEDDED, description="`embedded`: one process, eager Celery; `distributed`: workers."
-    )
-    environment: Environment = Field(
-        Environment.DEVELOPMENT, description="`production` refuses placeholders."
-    )
-    home: Path = Field(
-        Path(".tuneflow"), description="Folder for embedded-mode state: SQLite file, objects, logs."
-    )
+    mode: Mode = Field(Mode.EMBEDDED, description="`embedded`: one process, eager Celery; `distributed`: workers.")
+    environment: Environment = Field(Environment.DEVELOPMENT, description="`production` refuses placeholders.")
+    home: Path = Field(Path(".tuneflow"), description="Folder for embedded-mode state: SQLite file, objects, logs.")
 
     database_url: str = Field("", description="SQLAlchemy URL; empty means a SQLite file under `home`.")
     broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis).")
@@ -57,30 +51,20 @@ class Settings(BaseSettings):
     worker_heartbeat_s: int = Field(30, description="How often a running job renews its lease.")
     job_lease_s: int = Field(180, description="A running job whose lease is older than this is requeued.")
 
-    storage_backend: StorageBackend = Field(
-        StorageBackend.LOCAL, description="`local` folder or `s3` (MinIO)."
-    )
+    storage_backend: StorageBackend = Field(StorageBackend.LOCAL, description="`local` folder or `s3` (MinIO).")
     storage_path: Path | None = Field(None, description="Local backend folder; default `home/objects`.")
     s3_endpoint: str = Field("127.0.0.1:9000", description="S3/MinIO endpoint as host:port.")
     s3_access_key: str = Field("", description="S3 access key.")
-    s3_secret_key: SecretStr = Field(
-        SecretStr(""), description="S3 secret key (required outside development)."
-    )
+    s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret key (required outside development).")
     s3_bucket: str = Field("tuneflow", description="Bucket holding every object.")
     s3_secure: bool = Field(False, description="Use HTTPS to reach S3.")
     s3_region: str = Field("us-east-1", description="S3 region.")
     presign_expiry_s: int = Field(900, ge=1, le=7 * 24 * 3600, description="Lifetime of presigned URLs.")
 
-    secret_key: SecretStr = Field(
-        SecretStr("dev-secret"), description="Signs gateway tokens; set in production."
-    )
-    gateway_url: str = Field(
-        "http://127.0.0.1:8000", description="Where clients (UI, CLI) reach the gateway."
-    )
+    secret_key: SecretStr = Field(SecretStr("dev-secret"), description="Signs gateway tokens; set in production.")
+    gateway_url: str = Field("http://127.0.0.1:8000", description="Where clients (UI, CLI) reach the gateway.")
     inference_url: str = Field("http://127.0.0.1:8001", description="Where the inference server listens.")
-    model_cache: Path | None = Field(
-        None, description="Where models fetched from the object store are cached."
-    )
+    model_cache: Path | None = Field(None, description="Where models fetched from the object store are cached.")
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -74,9 +74,7 @@ def worker(
     settings = get_settings()
     if settings.mode is Mode.EMBEDDED:
         raise typer.BadParameter("workers need TUNEFLOW_MODE=distributed and a broker")
-    celery_app = create_celery_app(
-        settings, [service, Queue.EVENTS] if service is not Queue.EVENTS else [service]
-    )
+    celery_app = create_celery_app(settings, [service, Queue.EVENTS] if service is not Queue.EVENTS else [service])
     set_celery_app(celery_app)
     pool = "solo" if concurrency == 1 else "prefork"
     celery_app.worker_main(

@@ -19,9 +19,7 @@ def create_app() -> FastAPI:
         """Database, broker and object store reachability; 503 if any is down."""
         checks: dict[str, Any] = check_all()
         ok = all(c["ok"] for c in checks.values())
-        return JSONResponse(
-            {"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503
-        )
+        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
 
     return app
 
