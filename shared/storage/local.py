@@ -66,9 +66,9 @@ class LocalObjectStore:
         keys = sorted(p.relative_to(self.root).as_posix() for p in paths if p.is_file())
         for key in keys:
             name = key.rsplit("/", 1)[-1]
-            if key.startswith(prefix) and not name.startswith(".upload-"):
-                if recursive or "/" not in key[len(prefix) :]:
-                    yield self.stat(key)
+            direct = recursive or "/" not in key[len(prefix) :]
+            if key.startswith(prefix) and not name.startswith(".upload-") and direct:
+                yield self.stat(key)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
