@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 
 from shared.queue import Queue
+from tuneflow.dev import dev_app
 
 app = typer.Typer(help="TuneFlow: fine-tune, evaluate, export and serve LLMs.", no_args_is_help=True)
 model_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(db_app, name="db")
+app.add_typer(dev_app, name="dev")
 
 
 @model_app.command("init-tiny")
