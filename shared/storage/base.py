@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from .keys import InvalidKeyError
+
 CHUNK_SIZE = 1024 * 1024
-PART_SIZE = 16 * 1024 * 1024  # S3 multipart part: bounds upload memory to about one part
 
 
 class ObjectNotFoundError(FileNotFoundError):
@@ -50,8 +54,6 @@ class ObjectStore(Protocol):
 
 def put_bytes(store: ObjectStore, key: str, data: bytes, content_type: str = "") -> None:
     """Store a small in-memory payload."""
-    import io
-
     store.put_stream(key, io.BytesIO(data), len(data), content_type)
 
 
@@ -69,11 +71,17 @@ def upload_file(store: ObjectStore, key: str, path: Path) -> None:
 def download_file(store: ObjectStore, key: str, path: Path) -> None:
     """Stream an object to a local file, atomically (a partial download never has the final name)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        for chunk in store.open_read(key):
-            fh.write(chunk)
-    tmp.replace(path)
+    # A unique temp name in the same folder: concurrent downloads of one key cannot interleave,
+    # and the final rename stays on one filesystem.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in store.open_read(key):
+                fh.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def upload_dir(store: ObjectStore, prefix: str, folder: Path) -> list[str]:
@@ -94,6 +102,9 @@ def download_prefix(store: ObjectStore, prefix: str, folder: Path) -> list[Path]
         if not rel or rel.endswith("/"):
             continue
         target = folder / rel
+        if not target.resolve().is_relative_to(folder.resolve()):
+            # Keys written by hand (not through `object_key`) may hold '..'.
+            raise InvalidKeyError(f"object key {info.key!r} would be written outside {folder}")
         download_file(store, info.key, target)
         paths.append(target)
     return paths

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 MAX_NAME_BYTES = 255
 MAX_KEY_BYTES = 1024
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch: `$` would let "bob\n" through
 
 
 class ObjectKind(StrEnum):
@@ -28,7 +28,7 @@ class InvalidKeyError(ValueError):
 
 
 def _check_id(what: str, value: str) -> str:
-    if not _ID.match(value) or ".." in value:
+    if not _ID.fullmatch(value) or ".." in value:
         raise InvalidKeyError(
             f"{what} {value!r} is not allowed: use 1-64 letters, digits, '_', '-' or '.', starting with a "
             "letter or digit"
@@ -37,7 +37,14 @@ def _check_id(what: str, value: str) -> str:
 
 
 def check_file_name(name: str) -> str:
-    """Validate a relative file name (sub-folders allowed with '/') and return it unchanged."""
+    """Validate a relative file name (sub-folders allowed with '/') and return it unchanged.
+
+    A name ending in '/' names a sub-prefix (a folder of objects), e.g. `checkpoints/step-2/`.
+
+    Raises:
+        InvalidKeyError: The name is empty, absolute, or holds a backslash, a control character,
+            an empty, '.' or '..' segment, or a segment over MAX_NAME_BYTES.
+    """
     if not name:
         raise InvalidKeyError("file name is empty")
     if name.startswith("/"):
@@ -47,7 +54,7 @@ def check_file_name(name: str) -> str:
     bad = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")), None)
     if bad is not None:
         raise InvalidKeyError(f"file name {name!r} contains control character U+{ord(bad):04X}")
-    for part in name.split("/"):
+    for part in name.removesuffix("/").split("/"):
         if part in ("", ".", ".."):
             raise InvalidKeyError(f"file name {name!r} has an empty, '.' or '..' path segment")
         if len(part.encode()) > MAX_NAME_BYTES:
@@ -63,9 +70,16 @@ def user_prefix(user: str) -> str:
 def object_key(user: str, kind: ObjectKind | str, id: str, name: str = "") -> str:
     """Build `users/{user}/{kind}/{id}/{name}`; raise InvalidKeyError for anything that could escape it.
 
-    An empty `name` gives the prefix of that object group (ending in '/').
+    An empty `name` gives the prefix of that object group (ending in '/'), and a name ending in '/'
+    a sub-prefix inside it.
+
+    Raises:
+        InvalidKeyError: Any part is unsafe; the message names the part and the rule it breaks.
     """
-    kind = ObjectKind(kind)
+    try:
+        kind = ObjectKind(kind)
+    except ValueError:
+        raise InvalidKeyError(f"kind {kind!r} is not one of {[k.value for k in ObjectKind]}") from None
     prefix = f"{user_prefix(user)}{kind.value}/{_check_id('id', id)}/"
     key = prefix + (check_file_name(name) if name else "")
     if len(key.encode()) > MAX_KEY_BYTES:

@@ -23,6 +23,7 @@ class LocalObjectStore:
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
+        # Keys normally come from `object_key`; this guards hand-built ones too.
         if not path.is_relative_to(self.root) or path == self.root:
             raise InvalidKeyError(f"object key {key!r} resolves outside the storage folder")
         return path
@@ -59,7 +60,9 @@ class LocalObjectStore:
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     def list(self, prefix: str, recursive: bool = True) -> Iterator[ObjectInfo]:
-        base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        base = (self.root / prefix.rsplit("/", 1)[0]).resolve() if "/" in prefix else self.root
+        if not base.is_relative_to(self.root):
+            raise InvalidKeyError(f"prefix {prefix!r} resolves outside the storage folder")
         if not base.is_dir():
             return
         paths = base.rglob("*") if recursive else base.iterdir()

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import BinaryIO
 
 from minio import Minio
 from minio.error import S3Error
+from urllib3 import BaseHTTPResponse
 
-from .base import CHUNK_SIZE, PART_SIZE, ObjectInfo, ObjectNotFoundError
+from .base import CHUNK_SIZE, ObjectInfo, ObjectNotFoundError
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
+_MIB = 1024 * 1024
+# An upload holds about (PARALLEL_PARTS + 1) parts in memory: one being read, the rest in flight.
+PART_SIZE = 8 * _MIB
+PARALLEL_PARTS = 3
+MAX_PARTS = 10_000  # S3's limit on parts per upload
 
 
 class S3ObjectStore:
@@ -31,13 +38,17 @@ class S3ObjectStore:
                     raise
 
     def put_stream(self, key: str, stream: BinaryIO, length: int = -1, content_type: str = "") -> None:
+        """Upload as multipart; with `length` -1 objects up to MAX_PARTS x PART_SIZE (78 GiB) fit."""
+        # Known large objects get bigger parts, just enough to stay under S3's part-count limit.
+        part_size = max(PART_SIZE, math.ceil(length / MAX_PARTS / _MIB) * _MIB)
         self.client.put_object(
             self.bucket,
             key,
             stream,
             length,
             content_type=content_type or "application/octet-stream",
-            part_size=PART_SIZE,
+            part_size=part_size,
+            num_parallel_uploads=PARALLEL_PARTS,
         )
 
     def open_read(self, key: str) -> Iterator[bytes]:
@@ -50,7 +61,7 @@ class S3ObjectStore:
         return self._chunks(response)
 
     @staticmethod
-    def _chunks(response) -> Iterator[bytes]:
+    def _chunks(response: BaseHTTPResponse) -> Iterator[bytes]:
         try:
             yield from response.stream(CHUNK_SIZE)
         finally:
