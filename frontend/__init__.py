@@ -1,0 +1,1 @@
+"""TuneFlow's web UI (Streamlit): a plain HTTP client of the gateway."""
