@@ -37,34 +37,53 @@ class Settings(BaseSettings):
     """Every knob of the platform. Field descriptions double as the configuration reference."""
 
     model_config = SettingsConfigDict(env_prefix="TUNEFLOW_", env_file=".env", extra="ignore")
+    # Defaults go in `default=`: mypy sees a field as optional only through that keyword.
 
-    mode: Mode = Field(Mode.EMBEDDED, description="`embedded`: one process, eager Celery; `distributed`: workers.")
-    environment: Environment = Field(Environment.DEVELOPMENT, description="`production` refuses placeholders.")
-    home: Path = Field(Path(".tuneflow"), description="Folder for embedded-mode state: SQLite file, objects, logs.")
-
-    database_url: str = Field("", description="SQLAlchemy URL; empty means a SQLite file under `home`.")
-    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis).")
-    result_backend: str = Field("", description="Celery result backend; empty means the broker URL.")
-    visibility_timeout_s: int = Field(
-        7 * 24 * 3600, description="Redis redelivery timeout; must exceed the longest job or it runs twice."
+    mode: Mode = Field(
+        default=Mode.EMBEDDED, description="`embedded`: one process, eager Celery; `distributed`: workers."
     )
-    worker_heartbeat_s: int = Field(30, description="How often a running job renews its lease.")
-    job_lease_s: int = Field(180, description="A running job whose lease is older than this is requeued.")
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT,
+        description="`development` or `production`; production refuses placeholder secrets.",
+    )
+    home: Path = Field(
+        default=Path(".tuneflow"), description="Folder for embedded-mode state: SQLite file, objects, logs."
+    )
 
-    storage_backend: StorageBackend = Field(StorageBackend.LOCAL, description="`local` folder or `s3` (MinIO).")
-    storage_path: Path | None = Field(None, description="Local backend folder; default `home/objects`.")
-    s3_endpoint: str = Field("127.0.0.1:9000", description="S3/MinIO endpoint as host:port.")
-    s3_access_key: str = Field("", description="S3 access key.")
-    s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret key (required outside development).")
-    s3_bucket: str = Field("tuneflow", description="Bucket holding every object.")
-    s3_secure: bool = Field(False, description="Use HTTPS to reach S3.")
-    s3_region: str = Field("us-east-1", description="S3 region.")
-    presign_expiry_s: int = Field(900, ge=1, le=7 * 24 * 3600, description="Lifetime of presigned URLs.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means a SQLite file under `home`.")
+    broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker (Redis).")
+    result_backend: str = Field(default="", description="Celery result backend; empty means the broker URL.")
+    visibility_timeout_s: int = Field(
+        default=7 * 24 * 3600,
+        description="Seconds before Redis redelivers an unacknowledged task; must exceed the longest job or it runs twice.",
+    )
+    worker_heartbeat_s: int = Field(default=30, description="Seconds between a running job's lease renewals.")
+    job_lease_s: int = Field(
+        default=180, description="Seconds after which a running job with a stale lease is requeued."
+    )
 
-    secret_key: SecretStr = Field(SecretStr("dev-secret"), description="Signs gateway tokens; set in production.")
-    gateway_url: str = Field("http://127.0.0.1:8000", description="Where clients (UI, CLI) reach the gateway.")
-    inference_url: str = Field("http://127.0.0.1:8001", description="Where the inference server listens.")
-    model_cache: Path | None = Field(None, description="Where models fetched from the object store are cached.")
+    storage_backend: StorageBackend = Field(default=StorageBackend.LOCAL, description="`local` folder or `s3` (MinIO).")
+    storage_path: Path | None = Field(default=None, description="Local backend folder; default `home/objects`.")
+    s3_endpoint: str = Field(default="127.0.0.1:9000", description="S3/MinIO endpoint as host:port.")
+    s3_access_key: str = Field(default="", description="S3 access key.")
+    s3_secret_key: SecretStr = Field(
+        default=SecretStr(""), description="S3 secret key; required in production with the `s3` backend."
+    )
+    s3_bucket: str = Field(default="tuneflow", description="Bucket holding every object.")
+    s3_secure: bool = Field(default=False, description="Use HTTPS to reach S3.")
+    s3_region: str = Field(default="us-east-1", description="S3 region.")
+    presign_expiry_s: int = Field(
+        default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of presigned URLs in seconds (1 s to 7 days)."
+    )
+
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-secret"), description="Signs gateway tokens; required in production."
+    )
+    gateway_url: str = Field(default="http://127.0.0.1:8000", description="Where clients (UI, CLI) reach the gateway.")
+    inference_url: str = Field(default="http://127.0.0.1:8001", description="Where the inference server listens.")
+    model_cache: Path | None = Field(
+        default=None, description="Where models fetched from the object store are cached; default `home/model-cache`."
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -72,9 +91,11 @@ class Settings(BaseSettings):
             secrets = {"secret_key": self.secret_key.get_secret_value()}
             if self.storage_backend is StorageBackend.S3:
                 secrets["s3_secret_key"] = self.s3_secret_key.get_secret_value()
-            bad = [name for name, value in secrets.items() if value.lower() in PLACEHOLDER_SECRETS]
+            bad = [
+                f"TUNEFLOW_{name.upper()}" for name, value in secrets.items() if value.lower() in PLACEHOLDER_SECRETS
+            ]
             if bad:
-                raise ValueError(f"set TUNEFLOW_{bad[0].upper()} to a real secret in production")
+                raise ValueError(f"set {' and '.join(bad)} to a real secret in production (placeholder or empty)")
         return self
 
     @property
