@@ -1,7 +1,7 @@
 """SQLAlchemy models and sessions; PostgreSQL in the platform, a SQLite file in embedded mode."""
 
 from .models import ApiKey, Artifact, Base, Checkpoint, File, Job, JobEvent, User, utcnow
-from .session import get_engine, make_engine, migrate, reset_engine, session_scope
+from .session import alembic_config, get_engine, make_engine, migrate, reset_engine, session_scope
 
 __all__ = [
     "ApiKey",
@@ -12,6 +12,7 @@ __all__ = [
     "Job",
     "JobEvent",
     "User",
+    "alembic_config",
     "get_engine",
     "make_engine",
     "migrate",

@@ -6,11 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..settings import get_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -18,7 +22,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL and foreign keys so it behaves like the server database."""
     if url.startswith("sqlite"):
-        db_path = url.split("///", 1)[-1]
+        db_path = make_url(url).database
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -34,15 +38,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` to `revision` with Alembic."""
-    from alembic import command
-    from alembic.config import Config
+def alembic_config(url: str) -> Config:
+    """An Alembic config for our migrations against `url`, for any `alembic.command`."""
+    from alembic.config import Config  # imported late: workers that never migrate skip its start-up cost
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, revision)
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # the ini parser treats % as interpolation
+    return cfg
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` to `revision` with Alembic."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
 
 
 @lru_cache
