@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from services.inference.cli import register as register_inference
 from shared.queue import Queue
 from tuneflow.dev import dev_app
 
@@ -16,6 +17,7 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(db_app, name="db")
 app.add_typer(dev_app, name="dev")
+register_inference(app)
 
 
 @model_app.command("init-tiny")
