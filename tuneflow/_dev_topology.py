@@ -35,7 +35,7 @@ class TopologyOptions:
     home: Path
     gateway_port: int = 8000
     inference_port: int = 8001
-    model: Path | None = None
+    model: str | None = None  # passed to `tuneflow serve` as given; children share our working folder
     serve_available: bool = False  # whether this build has `tuneflow serve` (the inference server)
     s3_endpoint: str = ""  # empty: start an S3 server
     timeout_s: float = 90.0
@@ -67,7 +67,7 @@ def plan_services(opts: TopologyOptions) -> list[ProcessSpec]:
         specs.append(
             ProcessSpec(
                 "inference-server",
-                cli_argv("serve", "--model", str(opts.model), "--host", LOCALHOST, "--port", str(opts.inference_port)),
+                cli_argv("serve", "--model", opts.model, "--host", LOCALHOST, "--port", str(opts.inference_port)),
                 Health.HTTP,
                 port=opts.inference_port,
                 url=f"http://{LOCALHOST}:{opts.inference_port}",

@@ -21,7 +21,9 @@ HomeOption = Annotated[
 def up(
     ctx: typer.Context,
     home: HomeOption = None,
-    model: Annotated[Path | None, typer.Option(help="Model for the inference server (skipped without).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model for the inference server: a path, hub id or object key (skipped without).")
+    ] = None,
     gateway_port: Annotated[int, typer.Option(help="Gateway port.")] = 8000,
     inference_port: Annotated[int, typer.Option(help="Inference server port.")] = 8001,
     s3_endpoint: Annotated[
@@ -50,7 +52,7 @@ def up(
         home=home,
         gateway_port=gateway_port,
         inference_port=inference_port,
-        model=model.resolve() if model else None,
+        model=model,
         serve_available=serve_available,
         s3_endpoint=s3_endpoint,
         timeout_s=timeout,

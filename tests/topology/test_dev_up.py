@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import typer
 
 from shared.db import JobEvent, session_scope
 from shared.queue import Queue, send_task
@@ -40,6 +41,7 @@ class Topology:
     cli_env: dict[str, str]  # what the `tuneflow dev` commands ran with
     state: DevState
     up_seconds: float
+    up_output: str
 
     def process(self, name: str) -> ProcessRecord:
         """The record of the process called `name`."""
@@ -52,22 +54,34 @@ def run_dev(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def has_serve_command() -> bool:
+    """Whether this build has `tuneflow serve` (the inference server is built separately)."""
+    from tuneflow.cli import app
+
+    return "serve" in typer.main.get_command(app).commands  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="module")
-def topology(redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+def topology(
+    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Topology]:
     """The platform started by `tuneflow dev up` on the test bed's Redis and database, with its own S3 server."""
     home = tmp_path_factory.mktemp("dev-home")
     env = distributed_env(redis_url=redis_url, database_url=database_url, s3_endpoint="", home=home)
     del env["TUNEFLOW_S3_ENDPOINT"]  # dev up starts an S3 server; its state file says where
     cli_env = {**os.environ, **env}
-    up_args = ["--home", str(home), "--gateway-port", str(free_port()), "--inference-port", str(free_port())]
+    # Without `serve` the model is only noted as unused, so any path will do.
+    model = request.getfixturevalue("tiny_model_dir") if has_serve_command() else home / "no-model"
+    ports = ["--gateway-port", str(free_port()), "--inference-port", str(free_port())]
+    up_args = ["--home", str(home), "--model", str(model), *ports]
     started = time.monotonic()
     try:
-        result = run_dev("up", *up_args, "--timeout", "90", env=cli_env, timeout=150)
+        result = run_dev("up", *up_args, "--timeout", "120", env=cli_env, timeout=180)
         up_seconds = time.monotonic() - started
         assert result.returncode == 0, result.stdout + result.stderr
         state = load_state(home)
         assert state is not None
-        yield Topology(home, up_args, cli_env, state, up_seconds)
+        yield Topology(home, up_args, cli_env, state, up_seconds, result.stdout)
     finally:
         run_dev("down", "--home", str(home), env=cli_env, timeout=60)
 
@@ -96,6 +110,10 @@ def wait_for_events(job_id: str, count: int, timeout_s: float = 30.0) -> list[Jo
 def test_up_starts_every_service_and_records_where(topology: Topology) -> None:
     names = {r.spec.name for r in topology.state.processes}
     assert names >= {"s3", "gateway", *(f"{q.value}-worker" for q in Queue)}
+    if has_serve_command():
+        assert "inference-server" in names
+    else:
+        assert "no `tuneflow serve`" in topology.up_output
     assert all(is_alive(r) for r in topology.state.processes)
     assert len({r.pid for r in topology.state.processes}) == len(topology.state.processes)
     assert all(Path(r.log).is_file() for r in topology.state.processes)
@@ -126,6 +144,17 @@ def test_gateway_health_sees_database_broker_and_storage(topology: Topology) -> 
     assert response.status_code == 200, response.text
     checks = response.json()["checks"]
     assert {name: check["ok"] for name, check in checks.items()} == {"database": True, "broker": True, "storage": True}
+
+
+def test_inference_server_answers_health(topology: Topology) -> None:
+    if not has_serve_command():
+        pytest.skip("this build has no `tuneflow serve`")
+    server = topology.process("inference-server")
+
+    response = httpx.get(f"{server.spec.url}/healthz", timeout=10)
+
+    assert response.status_code == 200, response.text
+    assert topology.state.env["TUNEFLOW_INFERENCE_URL"] == server.spec.url
 
 
 def test_up_again_says_already_up_and_starts_nothing(topology: Topology) -> None:
