@@ -25,6 +25,22 @@ class TinyModelSpec:
     corpus: list[Path] = field(default_factory=list)  # extra text files to train the tokenizer on
 
 
+ARCHS = ("llama", "qwen2")
+
+
+def _check_spec(spec: TinyModelSpec) -> None:
+    """Raise ValueError naming the first impossible setting, before any slow work starts."""
+    if spec.arch not in ARCHS:
+        raise ValueError(f"arch must be one of {list(ARCHS)}, got {spec.arch!r}")
+    for name in ("hidden_size", "layers", "heads", "kv_heads", "vocab_size"):
+        if getattr(spec, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(spec, name)}")
+    if spec.hidden_size % spec.heads:
+        raise ValueError(f"hidden_size {spec.hidden_size} is not divisible by heads {spec.heads}")
+    if spec.heads % spec.kv_heads:
+        raise ValueError(f"heads {spec.heads} is not divisible by kv_heads {spec.kv_heads}")
+
+
 def _train_tokenizer(spec: TinyModelSpec):  # type: ignore[no-untyped-def]
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -55,10 +71,6 @@ def _model_config(spec: TinyModelSpec, vocab_size: int, eos_id: int, pad_id: int
     from transformers import LlamaConfig, Qwen2Config
 
     configs = {"llama": LlamaConfig, "qwen2": Qwen2Config}
-    if spec.arch not in configs:
-        raise ValueError(f"arch must be one of {sorted(configs)}, got {spec.arch!r}")
-    if spec.hidden_size % spec.heads or spec.heads % spec.kv_heads:
-        raise ValueError("hidden_size must divide by heads, and heads by kv_heads")
     return configs[spec.arch](
         hidden_size=spec.hidden_size,
         intermediate_size=spec.intermediate_size or int(spec.hidden_size * 2.75),
@@ -75,10 +87,15 @@ def _model_config(spec: TinyModelSpec, vocab_size: int, eos_id: int, pad_id: int
 
 
 def build_tiny_model(spec: TinyModelSpec, out: Path) -> Path:
-    """Write a random-init model, its tokenizer and generation config to `out`; return `out`."""
+    """Write a random-init model, its tokenizer and generation config to `out`; return `out`.
+
+    Raises:
+        ValueError: The spec names an unknown architecture or impossible shapes.
+    """
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
+    _check_spec(spec)
     out = Path(out)
     tokenizer = _train_tokenizer(spec)
     # Round the embedding up to a multiple of 64, as real models do, so matmuls stay aligned.
