@@ -20,6 +20,7 @@ from ._dev_state import DevState, Health, ProcessRecord, ProcessSpec, clear_stat
 
 LOCALHOST = "127.0.0.1"
 INFRA = ("redis", "s3")  # started first and stopped last: every service needs them
+INFRA_TIMEOUT_S = 20.0  # redis-server and the S3 server listen within a second or two when healthy
 # Credentials for the S3 server `dev up` starts itself; moto accepts any, so these guard nothing.
 DEV_S3_KEYS = {"TUNEFLOW_S3_ACCESS_KEY": "tuneflow-dev", "TUNEFLOW_S3_SECRET_KEY": "tuneflow-dev-secret"}
 
@@ -92,9 +93,9 @@ def start_topology(opts: TopologyOptions, echo: Callable[[str], None]) -> DevSta
             raise TopologyError(f"the S3 endpoint {opts.s3_endpoint} does not answer")
         broker_url = _ensure_broker(settings.broker_url, state, log_dir, echo)
         s3_endpoint = opts.s3_endpoint or _start_s3(state, log_dir, echo)
-        _fail_if_unhealthy(state, state.processes, broker_url, 20.0)  # before anything that needs them
         state.env = _platform_env(opts, settings, broker_url, s3_endpoint)
         save_state(opts.home, state)
+        _fail_if_unhealthy(state, state.processes, broker_url, INFRA_TIMEOUT_S)  # before anything needs them
         _migrate(settings.resolved_database_url, echo)
         env = {**os.environ, **state.env, "PYTHONUNBUFFERED": "1"}  # logs show up as they happen
         for spec in specs:
