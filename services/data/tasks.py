@@ -1,4 +1,4 @@
-"""Celery tasks on the `data` queue."""
+"""Celery tasks on the `data` queue: validate the payload, call a plain function, report through events."""
 
 from __future__ import annotations
 
@@ -6,11 +6,86 @@ from typing import Any
 
 from celery import shared_task
 
-from shared.events import answer_ping
+from shared.events import answer_ping, emit, emit_status
+from shared.modelkit.loader import STORE_SCHEME
 from shared.queue import Queue, TaskName
+from shared.schemas import EventLevel, JobStatus, TaskPayload
+from shared.schemas.datasets import PrepareConfig
+from shared.storage import get_store, user_prefix
+
+from .prepare import prepare_dataset
+from .validation import DataValidationError
 
 
 @shared_task(name=TaskName.DATA_PING)
 def ping(payload: dict[str, Any]) -> dict[str, Any]:
     """Health probe: records a 'pong' event for the payload's job id."""
     return answer_ping(Queue.DATA, payload)
+
+
+def check_store_inputs(user_id: str, dataset_dir: str | None) -> None:
+    """Workers read only the owner's stored objects, never paths on the worker's own disk."""
+    if dataset_dir is None or not dataset_dir.startswith(STORE_SCHEME + user_prefix(user_id)):
+        raise PermissionError(
+            f"dataset_dir must be a store:// prefix under {user_prefix(user_id)!r} (upload the folder first)"
+        )
+
+
+def _problems_event(job_id: str, report: Any) -> None:
+    if report.dropped:
+        listed = "; ".join(
+            f"{p.file}:{p.line if p.line is not None else p.index} {p.field or ''} {p.reason}"
+            for p in report.problems[:5]
+        )
+        emit(
+            job_id,
+            f"dropped {sum(report.dropped.values())} records ({listed})",
+            level=EventLevel.WARN,
+            data={"dropped": report.dropped},
+        )
+
+
+@shared_task(name=TaskName.DATA_PREPARE)
+def prepare(payload: dict[str, Any]) -> dict[str, Any]:
+    """Prepare a dataset (TaskPayload; `config` is a PrepareConfig dict) and return its manifest.
+
+    Idempotent: the dataset id is a content hash, so a redelivered task reuses what it wrote.
+    """
+    task = TaskPayload.model_validate(payload)
+    config = PrepareConfig.model_validate(task.config)
+    check_store_inputs(task.user_id, config.dataset_dir)
+    emit_status(task.job_id, JobStatus.VALIDATING_FILES, "preparing dataset")
+    try:
+        manifest = prepare_dataset(
+            config,
+            store=get_store(),
+            user_id=task.user_id,
+            job_id=task.job_id,
+            notify=lambda message, data: emit(task.job_id, message, data=data),
+        )
+    except DataValidationError as exc:
+        _fail(task.job_id, "invalid_data", f"invalid data: {exc}", exc.problem.field or "dataset")
+        raise
+    except (ValueError, FileNotFoundError, KeyError, PermissionError) as exc:
+        _fail(task.job_id, "data_preparation_failed", f"data preparation failed: {exc}", "dataset")
+        raise
+    _problems_event(task.job_id, manifest.report)
+    result = manifest.model_dump(mode="json")
+    _succeed_if_data_job(task.job_id, {"dataset_id": manifest.dataset_id, "splits": manifest.splits})
+    return result
+
+
+def _fail(job_id: str, code: str, message: str, param: str) -> None:
+    emit_status(job_id, JobStatus.FAILED, message, error={"code": code, "message": message, "param": param})
+
+
+def _succeed_if_data_job(job_id: str, result: dict[str, Any]) -> None:
+    """Finish a stand-alone data job; inside a chain the next service's task moves the job on instead."""
+    from shared.db import Job, session_scope
+    from shared.schemas import JobKind
+
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        is_data_job = job is not None and job.kind == JobKind.DATA.value
+    if is_data_job:
+        emit_status(job_id, JobStatus.SUCCEEDED, "data job done", result=result)

@@ -1,0 +1,166 @@
+"""Read rows from JSON, JSONL, CSV, Parquet and plain-text files, one at a time, each with its location.
+
+A row that cannot even be parsed (bad JSON, bad UTF-8) comes back as a `Problem` instead of a value, so the
+caller reports it and carries on. JSONL, CSV, TXT and Parquet stream; a JSON array is parsed whole, as
+any JSON parser must (convert big JSON files to JSONL first).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.schemas.datasets import Problem
+
+SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", ".txt": "txt"}
+PARQUET_BATCH_ROWS = 1024
+# csv's default cap (128 KiB) rejects long conversations stored as JSON text in one cell.
+csv.field_size_limit(1 << 30)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a row came from."""
+
+    file: str
+    line: int | None = None
+    index: int | None = None
+
+    def problem(self, code: str, reason: str, field: str | None = None) -> Problem:
+        """A `Problem` at this location."""
+        return Problem(file=self.file, line=self.line, index=self.index, field=field, code=code, reason=reason)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One raw row: a parsed value, or the problem that kept it from parsing."""
+
+    loc: Location
+    value: Any = None
+    problem: Problem | None = None
+
+
+def file_format(path: Path) -> str:
+    """The reader for `path`, from its suffix."""
+    fmt = SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path.name}: unsupported file type {path.suffix!r}; use one of {sorted(SUFFIX_FORMATS)}")
+    return fmt
+
+
+def read_rows(path: Path, name: str | None = None) -> Iterator[Row]:
+    """Yield every row of `path` (a file, or a folder of same-format files read in name order).
+
+    Args:
+        path: The file or folder.
+        name: How the file is named in problems (default: its file name).
+    """
+    if path.is_dir():
+        for child in sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIX_FORMATS):
+            yield from read_rows(child, f"{name or path.name}/{child.name}")
+        return
+    label = name or path.name
+    readers = {"json": _read_json, "jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "txt": _read_txt}
+    yield from readers[file_format(path)](path, label)
+
+
+def _decode_line(raw: bytes, loc: Location) -> tuple[str | None, Problem | None]:
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, loc.problem("invalid_utf8", f"bytes at column {exc.start + 1} are not valid UTF-8")
+
+
+def _read_jsonl(path: Path, label: str) -> Iterator[Row]:
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            loc = Location(label, line=number)
+            text, problem = _decode_line(raw, loc)
+            if problem is not None:
+                yield Row(loc, problem=problem)
+                continue
+            try:
+                yield Row(loc, json.loads(text))
+            except json.JSONDecodeError as exc:
+                yield Row(loc, problem=loc.problem("invalid_json", f"not valid JSON: {exc.msg} at column {exc.colno}"))
+
+
+def _read_json(path: Path, label: str) -> Iterator[Row]:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        loc = Location(label, line=line)
+        yield Row(loc, problem=loc.problem("invalid_utf8", "bytes are not valid UTF-8; the file cannot be read"))
+        return
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # JSON Lines under a .json name, as `datasets` also accepts
+            yield from _read_jsonl(path, label)
+            return
+        loc = Location(label, line=exc.lineno)
+        reason = f"not valid JSON: {exc.msg} at column {exc.colno}; the file cannot be read"
+        yield Row(loc, problem=loc.problem("invalid_json", reason))
+        return
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        loc = Location(label)
+        yield Row(loc, problem=loc.problem("wrong_type", "a JSON file must hold an array of records"))
+        return
+    for index, item in enumerate(value):
+        yield Row(Location(label, index=index), item)
+
+
+def _read_csv(path: Path, label: str) -> Iterator[Row]:
+    with open(path, "rb") as raw:
+        # surrogateescape keeps reading past bad bytes, so one bad row is reported instead of the whole file.
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+        reader = csv.DictReader(text)
+        start = 2  # line 1 is the header
+        for record in reader:
+            loc = Location(label, line=start)
+            start = reader.line_num + 1
+            bad = next((key for key, val in record.items() if isinstance(val, str) and _has_surrogates(val)), None)
+            if bad is not None:
+                yield Row(loc, problem=loc.problem("invalid_utf8", "bytes are not valid UTF-8", field=bad))
+            elif None in record:
+                yield Row(loc, problem=loc.problem("wrong_type", "more cells than header columns"))
+            else:
+                yield Row(loc, {key: val for key, val in record.items() if val is not None})
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _read_parquet(path: Path, label: str) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    index = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        for record in batch.to_pylist():
+            yield Row(Location(label, index=index), record)
+            index += 1
+
+
+def _read_txt(path: Path, label: str) -> Iterator[Row]:
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            loc = Location(label, line=number)
+            text, problem = _decode_line(raw, loc)
+            if problem is not None:
+                yield Row(loc, problem=problem)
+            else:
+                yield Row(loc, {"text": text.rstrip("\r\n")})
