@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 from streamlit.testing.v1 import AppTest
 
 from tests.infra import free_port, reset_process_state
@@ -16,22 +19,31 @@ from tests.infra import free_port, reset_process_state
 APP = Path(__file__).resolve().parents[2] / "frontend" / "app.py"
 
 
-@pytest.fixture
-def gateway_url(embedded: Path) -> Iterator[str]:
-    """A real gateway on a free port (SQLite, local objects, no broker in embedded mode)."""
-    from services.gateway.app import create_app
-
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free port in a background thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "gateway did not start"
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def gateway_url(embedded: Path) -> Iterator[str]:
+    """The real gateway app (SQLite, local objects, no broker in embedded mode)."""
+    from services.gateway.app import create_app
+
+    with serving(create_app()) as url:
+        yield url
 
 
 def run_ui(monkeypatch: pytest.MonkeyPatch, gateway: str) -> AppTest:
@@ -85,3 +97,15 @@ def test_status_page_says_when_the_gateway_is_unreachable(monkeypatch: pytest.Mo
     assert message.startswith(f"The gateway is unreachable at {closed}.")
     assert "TUNEFLOW_GATEWAY_URL" in message
     assert not app.success
+
+
+def test_status_page_reports_a_gateway_that_answers_wrongly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Something else on the gateway's address: it answers, but not with the gateway's API.
+    impostor = FastAPI()
+    impostor.get("/healthz")(lambda: PlainTextResponse("upstream error", status_code=502))
+
+    with serving(impostor) as url:
+        app = run_ui(monkeypatch, url)
+
+    [message] = texts(app.error)
+    assert message == "The gateway answered unexpectedly: GET /healthz answered 502: upstream error"
