@@ -267,13 +267,13 @@ def test_hadolint_passes() -> None:
 # --- commands exist in the real CLI ---------------------------------------------------------------
 
 
-def all_tuneflow_commands() -> list[tuple[str, list[str]]]:
+def all_tuneflow_commands() -> list[Any]:
     found = [(f"compose:{n}", c) for n, s in services().items() if (c := command_of(s)) and c[0] == "tuneflow"]
     found += [(f"{p.name}:CMD", c) for p in DOCKERFILES if (c := dockerfile(p).exec_form("CMD")) and c[0] == "tuneflow"]
-    return found
+    return [pytest.param(where, argv, id=where) for where, argv in found]
 
 
-@pytest.mark.parametrize(("where", "argv"), all_tuneflow_commands(), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(("where", "argv"), all_tuneflow_commands())
 def test_tuneflow_command_parses_with_the_real_cli(where: str, argv: list[str]) -> None:
     from tuneflow.cli import app
 
