@@ -211,3 +211,14 @@ def test_local_backend_refuses_listing_outside_its_root(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidKeyError, match="outside the storage folder"):
         list(store.list("../"))
+
+
+def test_local_backend_refuses_a_symlink_out_of_its_root(tmp_path: Path) -> None:
+    store = create_store(Settings(storage_backend="local", storage_path=tmp_path / "objects"))
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "objects" / "users").mkdir()
+    (tmp_path / "objects" / "users" / "mallory").symlink_to(tmp_path / "outside")
+
+    with pytest.raises(InvalidKeyError, match="outside the storage folder"):
+        put_bytes(store, object_key("mallory", ObjectKind.UPLOADS, "f1", "x.txt"), b"x")
+    assert list((tmp_path / "outside").iterdir()) == []
