@@ -1,0 +1,45 @@
+"""An evaluation job as the worker runs it: read inputs from the store, evaluate, store the results."""
+
+from __future__ import annotations
+
+from shared.schemas import TaskResult
+from shared.schemas.evaluation import EvalConfig
+from shared.storage import ObjectStore, get_bytes, user_prefix
+
+from .dataset import EvalSet, limit, parse_records
+from .loading import load_for_evaluation
+from .metrics.multiple_choice import Question, parse_questions
+from .results import store_outcome
+from .runner import evaluate
+
+
+def _read_owned(store: ObjectStore, user_id: str, key: str, field: str) -> bytes:
+    # Object keys arrive from clients: a user may only evaluate on data under their own prefix.
+    if not key.startswith(user_prefix(user_id)):
+        raise PermissionError(f"{field}: {key!r} is not under {user_prefix(user_id)!r}")
+    return get_bytes(store, key)
+
+
+def _questions(store: ObjectStore, user_id: str, key: str | None, field: str) -> list[Question] | None:
+    if key is None:
+        return None
+    return parse_questions(_read_owned(store, user_id, key, field), key)
+
+
+def run_evaluation_job(store: ObjectStore, *, user_id: str, job_id: str, config: EvalConfig) -> TaskResult:
+    """Evaluate `config`'s model on its object-key inputs; results go to `users/{user}/jobs/{job_id}/`."""
+    eval_set = EvalSet()
+    for key in config.eval_dataset:
+        parse_records(_read_owned(store, user_id, key, "eval_dataset"), key, eval_set)
+    model, tokenizer = load_for_evaluation(config.model_name_or_path, config.adapter_name_or_path)
+    outcome = evaluate(
+        config,
+        model=model,
+        tokenizer=tokenizer,
+        eval_set=limit(eval_set, config.max_samples),
+        job_id=job_id,
+        mc_questions=_questions(store, user_id, config.mc_dataset, "mc_dataset") or [],
+        mc_dev=_questions(store, user_id, config.mc_dev_dataset, "mc_dev_dataset"),
+    )
+    keys = store_outcome(store, user_id=user_id, job_id=job_id, outcome=outcome)
+    return TaskResult(job_id=job_id, status="succeeded", outputs=keys, metrics=outcome.results.metrics)

@@ -1,0 +1,51 @@
+"""Shared fixtures of the evaluation tests: the tiny model loaded once, and small conversation sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core box they are 10x slower with 2."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model_dir: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) of the tiny Qwen2, in eval mode."""
+    from services.evaluation.loading import load_for_evaluation
+
+    return load_for_evaluation(str(tiny_model_dir))
+
+
+@pytest.fixture
+def conversations() -> list[tuple[list[dict[str, str]], str]]:
+    """(prompt turns, reference) pairs of different lengths, one multi-turn and one with a system prompt."""
+    return [
+        ([{"role": "user", "content": "What is the capital of France?"}], "Paris is the capital of France."),
+        ([{"role": "user", "content": "Hi"}], "Hello! How can I help you today?"),
+        (
+            [
+                {"role": "system", "content": "You answer briefly."},
+                {"role": "user", "content": "Name a colour."},
+            ],
+            "Blue.",
+        ),
+        (
+            [
+                {"role": "user", "content": "Count to three."},
+                {"role": "assistant", "content": "One, two, three."},
+                {"role": "user", "content": "Now backwards, please, and slowly."},
+            ],
+            "Three... two... one.",
+        ),
+        ([{"role": "user", "content": "用一句话介绍北京。"}], "北京是中国的首都。"),
+    ]
