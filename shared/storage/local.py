@@ -34,7 +34,10 @@ class LocalObjectStore:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
         try:
             with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(stream, out, CHUNK_SIZE)
+                if length < 0:
+                    shutil.copyfileobj(stream, out, CHUNK_SIZE)
+                else:
+                    _copy_exactly(stream, out, length)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -82,3 +85,14 @@ class LocalObjectStore:
         if not path.is_file():
             raise ObjectNotFoundError(f"no object at {key!r}")
         return path.as_uri()
+
+
+def _copy_exactly(stream: BinaryIO, out: BinaryIO, length: int) -> None:
+    """Copy `length` bytes, as the S3 backend does: a longer stream is cut, a shorter one is an error."""
+    remaining = length
+    while remaining:
+        chunk = stream.read(min(CHUNK_SIZE, remaining))
+        if not chunk:
+            raise OSError(f"stream ended {remaining} bytes short of the {length} bytes announced")
+        out.write(chunk)
+        remaining -= len(chunk)

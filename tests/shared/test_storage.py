@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -69,6 +70,19 @@ def test_put_overwrites_in_place(store: ObjectStore) -> None:
 
     assert get_bytes(store, key("a.txt")) == b"second"
     assert [i.key for i in store.list(key(""))] == [key("a.txt")]
+
+
+def test_put_stream_stores_exactly_the_announced_length(store: ObjectStore) -> None:
+    store.put_stream(key("cut.bin"), io.BytesIO(b"0123456789" * 100), 25)
+    assert get_bytes(store, key("cut.bin")) == (b"0123456789" * 3)[:25]
+
+    with pytest.raises(OSError):
+        store.put_stream(key("short.bin"), io.BytesIO(b"only 12 byte"), 100)
+    with pytest.raises(ObjectNotFoundError):
+        store.stat(key("short.bin"))  # nothing half-written is left under the key
+
+    store.put_stream(key("unknown.bin"), io.BytesIO(b"x" * 3_000_000))  # length -1: read to the end
+    assert store.stat(key("unknown.bin")).size == 3_000_000
 
 
 def test_list_by_prefix_recursive_and_not(store: ObjectStore) -> None:
