@@ -6,14 +6,18 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from shared.modelkit import load_model, load_tokenizer, resolve_model_source
 from shared.storage import InvalidKeyError, get_store, put_bytes, upload_dir
 from tests.infra import reset_process_state
 from tuneflow.cli import app
+
+if TYPE_CHECKING:  # transformers loads in seconds; only the tests that use it should pay
+    from transformers import PreTrainedTokenizerBase
 
 TOOLS = [
     {
@@ -45,7 +49,7 @@ ROUND_TRIP_TEXTS = [
 ]
 
 
-def init_tiny(*args: str):  # type: ignore[no-untyped-def]
+def init_tiny(*args: str) -> Result:
     return CliRunner().invoke(app, ["model", "init-tiny", *args])
 
 
@@ -62,13 +66,13 @@ def cli_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture(scope="module")
-def tokenizer(cli_model: Path):  # type: ignore[no-untyped-def]
+def tokenizer(cli_model: Path) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(cli_model)
 
 
-def test_cli_model_loads_with_auto_classes_and_runs(cli_model: Path, tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_cli_model_loads_with_auto_classes_and_runs(cli_model: Path, tokenizer: PreTrainedTokenizerBase) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -92,7 +96,7 @@ def test_cli_writes_the_architecture_asked_for(cli_model: Path) -> None:
     assert AutoConfig.from_pretrained(cli_model).model_type == arch
 
 
-def test_chat_template_renders_system_user_and_assistant_turns(tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_chat_template_renders_system_user_and_assistant_turns(tokenizer: PreTrainedTokenizerBase) -> None:
     messages = [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "Hi"},
@@ -111,13 +115,13 @@ def test_chat_template_renders_system_user_and_assistant_turns(tokenizer) -> Non
     )
 
 
-def test_chat_template_adds_the_default_system_prompt(tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_chat_template_adds_the_default_system_prompt(tokenizer: PreTrainedTokenizerBase) -> None:
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
 
     assert rendered == "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
 
 
-def test_chat_template_renders_tools_calls_and_responses(tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_chat_template_renders_tools_calls_and_responses(tokenizer: PreTrainedTokenizerBase) -> None:
     messages = [
         {"role": "user", "content": "Weather in Paris?"},
         {
@@ -141,7 +145,7 @@ def test_chat_template_renders_tools_calls_and_responses(tokenizer) -> None:  # 
     )
 
 
-def test_chat_markers_are_single_special_tokens(tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_chat_markers_are_single_special_tokens(tokenizer: PreTrainedTokenizerBase) -> None:
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=True, return_dict=False)
     start, end = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
 
@@ -150,11 +154,10 @@ def test_chat_markers_are_single_special_tokens(tokenizer) -> None:  # type: ign
 
 
 @pytest.mark.parametrize("text", ROUND_TRIP_TEXTS, ids=range(len(ROUND_TRIP_TEXTS)))
-def test_text_round_trips_through_the_tokenizer_exactly(tokenizer, text: str) -> None:  # type: ignore[no-untyped-def]
+def test_text_round_trips_through_the_tokenizer_exactly(tokenizer: PreTrainedTokenizerBase, text: str) -> None:
     ids = tokenizer(text)["input_ids"]
 
     assert tokenizer.decode(ids) == text
-    assert tokenizer.unk_token_id not in ids or tokenizer.unk_token_id is None
 
 
 @pytest.mark.parametrize(
