@@ -44,6 +44,8 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
+    """A person using the platform; every object key and job belongs to one."""
+
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -109,6 +111,8 @@ class Job(Base):
 
 
 class JobEvent(Base):
+    """One line of a job's event stream (OpenAI fine-tuning event shape): a message or metrics."""
+
     __tablename__ = "job_events"
     __table_args__ = (Index("ix_job_events_job_created", "job_id", "created_at"),)
 
@@ -122,6 +126,8 @@ class JobEvent(Base):
 
 
 class Checkpoint(Base):
+    """A saved training state at `step`, stored under `object_prefix`."""
+
     __tablename__ = "checkpoints"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
