@@ -1,0 +1,125 @@
+"""The `evaluation.run` task end to end: before and after a short LoRA fine-tune, then the stored comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from services.evaluation.comparison import COMPARISON, compare_jobs
+from services.evaluation.results import PREDICTIONS, RESULTS
+from shared.queue import TaskName, send_task
+from shared.schemas import JobKind, JobStatus, TaskPayload
+from shared.storage import ObjectKind, get_bytes, get_store, object_key, put_bytes, upload_dir
+
+USER = "alice"
+ANSWER = "The answer is yes."  # the learnable task: one fixed reply, which a random model never produces
+TRAIN = [f"Is {a} plus {b} a number?" for a in range(6) for b in range(4)]
+HELD_OUT = [f"Is {a} plus {b} a number?" for a in range(7, 9) for b in range(5, 8)]
+METRICS = ["bleu", "chrf", "bleu-4", "rouge", "exact_match", "normalized_match", "perplexity"]
+
+
+def _records(questions: list[str]) -> bytes:
+    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ANSWER}]} for q in questions]
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def _finetune_lora(model_dir: Path, out: Path) -> None:
+    """A few dozen steps of plain peft LoRA on the task, standing in for a training job."""
+    from peft import LoraConfig, get_peft_model
+
+    from services.evaluation.loading import load_for_evaluation
+    from services.evaluation.prompts import encode_exchange, render_exchange
+
+    base, tok = load_for_evaluation(str(model_dir))
+    examples = []
+    for question in TRAIN:
+        prompt_ids, answer_ids = encode_exchange(
+            tok, *render_exchange(tok, [{"role": "user", "content": question}], ANSWER, None)
+        )
+        examples.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
+    torch.manual_seed(0)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for step in range(40):
+        batch = [examples[(step * 4 + i) % len(examples)] for i in range(4)]
+        width = max(len(ids) for ids, _ in batch)
+        pad = [width - len(ids) for ids, _ in batch]
+        input_ids = torch.tensor([ids + [tok.pad_token_id] * p for (ids, _), p in zip(batch, pad, strict=True)])
+        labels = torch.tensor([lab + [-100] * p for (_, lab), p in zip(batch, pad, strict=True)])
+        mask = torch.tensor([[1] * len(ids) + [0] * p for (ids, _), p in zip(batch, pad, strict=True)])
+        model(input_ids=input_ids, attention_mask=mask, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(out)
+
+
+def _evaluate(config: dict[str, Any]) -> str:
+    from shared.db import session_scope
+    from shared.db.jobs import create_job, ensure_user
+
+    with session_scope() as session:
+        ensure_user(session, USER)
+        job_id = create_job(session, user_id=USER, kind=JobKind.EVALUATION, config=config).id
+    send_task(TaskName.EVALUATION_RUN, TaskPayload(job_id=job_id, user_id=USER, config=config))
+    return job_id
+
+
+def _job_status(job_id: str) -> str:
+    from shared.db import Job, session_scope
+
+    with session_scope() as session:
+        return session.get(Job, job_id).status
+
+
+def test_finetune_improvement_shows_in_stored_comparison(embedded: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    store = get_store()
+    dataset_key = object_key(USER, ObjectKind.DATASETS, "held-out", "records.jsonl")
+    put_bytes(store, dataset_key, _records(HELD_OUT))
+    base_config = {"model_name_or_path": str(tiny_model_dir), "eval_dataset": [dataset_key], "metrics": METRICS}
+    base_config |= {"max_new_tokens": 12, "batch_size": 4, "model_label": "base"}
+    before = _evaluate(base_config)
+
+    _finetune_lora(tiny_model_dir, tmp_path / "adapter")
+    upload_dir(store, object_key(USER, ObjectKind.JOBS, "ftjob-demo", "final/"), tmp_path / "adapter")
+    tuned_config = base_config | {
+        "adapter_name_or_path": f"ft:{tiny_model_dir}:{USER}:ftjob-demo",
+        "model_label": "tuned",
+    }
+    after = _evaluate(tuned_config)
+
+    for job_id in (before, after):
+        assert _job_status(job_id) == JobStatus.SUCCEEDED
+        results = json.loads(get_bytes(store, object_key(USER, ObjectKind.JOBS, job_id, RESULTS)))
+        assert {"bleu", "chrf", "bleu-4", "rouge-l", "exact_match", "perplexity"} <= set(results["metrics"])
+        lines = get_bytes(store, object_key(USER, ObjectKind.JOBS, job_id, PREDICTIONS)).decode().splitlines()
+        assert len(lines) == len(HELD_OUT)
+        assert {"prompt", "reference", "prediction", "scores"} <= set(json.loads(lines[0]))
+
+    comparison = compare_jobs(store, user_id=USER, job_ids=[before, after], comparison_id="cmp-1")
+    stored = json.loads(get_bytes(store, object_key(USER, ObjectKind.EVALUATIONS, "cmp-1", COMPARISON)))
+    assert stored == json.loads(comparison.model_dump_json())
+    assert stored["models"] == ["base", "tuned"]
+    assert stored["metrics"]["bleu"]["base"] < 5 and stored["metrics"]["bleu"]["tuned"] > 90
+    assert stored["deltas"]["exact_match"]["tuned"] > 0.9
+    assert stored["deltas"]["perplexity"]["tuned"] < 0  # lower is better
+    assert stored["wins"]["tuned"]["better"] == len(HELD_OUT)
+    assert stored["samples"][0]["outputs"]["tuned"] == ANSWER
+
+
+def test_failed_run_marks_the_job_failed(embedded: Path, tiny_model_dir: Path) -> None:
+    import pytest
+
+    other = object_key("mallory", ObjectKind.DATASETS, "secret", "records.jsonl")
+    put_bytes(get_store(), other, _records(HELD_OUT[:1]))
+    config = {"model_name_or_path": str(tiny_model_dir), "eval_dataset": [other], "metrics": ["bleu"]}
+    with pytest.raises(PermissionError, match="is not under 'users/alice/'"):
+        _evaluate(config)
+    from shared.db import Job, session_scope
+
+    with session_scope() as session:
+        job = session.query(Job).one()
+        assert job.status == JobStatus.FAILED and job.error["code"] == "evaluation_failed"
