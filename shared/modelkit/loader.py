@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,31 +45,10 @@ def resolve_model_source(source: str) -> str:
 
 def _fetch_from_store(prefix: str) -> Path:
     from ..settings import get_settings
-    from ..storage import check_file_name, download_prefix, get_store
+    from ..storage import check_file_name, fetch_prefix, get_store
 
     check_file_name(prefix.rstrip("/"))  # refuses '..', backslashes and control characters
-    store = get_store()
-    listing = sorted((info.key, info.size, info.etag or "", str(info.last_modified)) for info in store.list(prefix))
-    if not listing:
-        raise FileNotFoundError(f"no model stored under {prefix!r}")
-    # The cache folder is named by the listing, so a changed object gets a fresh download.
-    digest = hashlib.sha256(repr(listing).encode()).hexdigest()[:16]
-    cache = get_settings().resolved_model_cache
-    target = cache / digest
-    if target.is_dir():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    # Download beside the target and rename: a crash or a concurrent fetch never leaves a half model there.
-    partial = Path(tempfile.mkdtemp(dir=cache, prefix=f".{digest}-"))
-    try:
-        download_prefix(store, prefix, partial)
-        partial.rename(target)
-    except OSError:
-        if not target.is_dir():  # not "someone else finished first"
-            raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
+    return fetch_prefix(get_store(), prefix, get_settings().resolved_model_cache)
 
 
 def load_tokenizer(source: str, **kwargs: Any):  # type: ignore[no-untyped-def]

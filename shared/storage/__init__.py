@@ -17,6 +17,7 @@ from .base import (
     upload_dir,
     upload_file,
 )
+from .cache import fetch_prefix
 from .keys import InvalidKeyError, ObjectKind, check_file_name, object_key, user_prefix
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "delete_prefix",
     "download_file",
     "download_prefix",
+    "fetch_prefix",
     "get_bytes",
     "get_store",
     "object_key",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,13 +199,13 @@ def store_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, t
 def test_store_model_downloads_once_then_hits_the_cache(
     store_env: Path, cli_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shared.storage
+    import shared.storage.cache
 
     prefix = "users/u/models/m1/"
     upload_dir(get_store(), prefix, cli_model)
     downloads: list[str] = []
-    real_download = shared.storage.download_prefix
-    monkeypatch.setattr(shared.storage, "download_prefix", lambda *a: downloads.append(a[1]) or real_download(*a))
+    real_download = shared.storage.cache.download_prefix
+    monkeypatch.setattr(shared.storage.cache, "download_prefix", lambda *a: downloads.append(a[1]) or real_download(*a))
 
     first = Path(resolve_model_source(f"store://{prefix}"))
     mtime = (first / "config.json").stat().st_mtime_ns
@@ -218,6 +219,7 @@ def test_store_model_downloads_once_then_hits_the_cache(
 
     # A changed object (same size, new bytes) is a new model: fetched again, into a new folder.
     config = (cli_model / "config.json").read_bytes()
+    time.sleep(0.02)  # local file dates tick with the kernel clock (a few ms): let this rewrite get a new one
     put_bytes(get_store(), prefix + "config.json", config.replace(b'"bos_token_id"', b'"bos_token_iX"'))
     third = Path(resolve_model_source(f"store://{prefix}"))
     assert third != first and downloads == [prefix, prefix]
@@ -234,7 +236,7 @@ def test_load_model_and_tokenizer_from_the_store(store_env: Path, cli_model: Pat
 
 
 def test_missing_store_prefix_is_a_clear_error(store_env: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no model stored under 'users/u/models/none/'"):
+    with pytest.raises(FileNotFoundError, match="nothing is stored under 'users/u/models/none/'"):
         resolve_model_source("store://users/u/models/none/")
 
 

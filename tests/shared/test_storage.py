@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,6 +23,7 @@ from shared.storage import (
     delete_prefix,
     download_file,
     download_prefix,
+    fetch_prefix,
     get_bytes,
     object_key,
     put_bytes,
@@ -236,3 +238,22 @@ def test_local_backend_refuses_a_symlink_out_of_its_root(tmp_path: Path) -> None
     with pytest.raises(InvalidKeyError, match="outside the storage folder"):
         put_bytes(store, object_key("mallory", ObjectKind.UPLOADS, "f1", "x.txt"), b"x")
     assert list((tmp_path / "outside").iterdir()) == []
+
+
+def test_fetch_prefix_downloads_once_and_again_after_a_change(store: ObjectStore, tmp_path: Path) -> None:
+    put_bytes(store, key("model/config.json"), b'{"a": 1}')
+    put_bytes(store, key("model/weights.bin"), b"w" * 10)
+    cache = tmp_path / "cache"
+
+    first = fetch_prefix(store, key("model/"), cache)
+    mtime = (first / "weights.bin").stat().st_mtime_ns
+    second = fetch_prefix(store, key("model/"), cache)
+    time.sleep(0.02)  # local file dates tick with the kernel clock (a few ms): let this rewrite get a new one
+    put_bytes(store, key("model/config.json"), b'{"a": 2}')  # same size, new bytes
+    third = fetch_prefix(store, key("model/"), cache)
+
+    assert first == second and (second / "weights.bin").stat().st_mtime_ns == mtime
+    assert third != first and (third / "config.json").read_bytes() == b'{"a": 2}'
+    assert sorted(p.name for p in cache.iterdir()) == sorted([first.name, third.name])  # no temp folders left
+    with pytest.raises(FileNotFoundError, match="nothing is stored under"):
+        fetch_prefix(store, key("absent/"), cache)
