@@ -1,0 +1,65 @@
+"""Requeueing training jobs whose worker died: a running job renews its lease with heartbeat events, and
+a job whose lease (`heartbeat_at`) is older than `job_lease_s` goes back on the queue.
+
+The check runs inside every training worker (a daemon thread started when the worker is ready, see
+`tasks.py`), so no extra scheduler process is needed; the update is guarded by the old status and
+heartbeat, so two workers checking at once requeue a job only once. The requeued task resumes from the
+job's latest stored checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from shared.db import Job
+from shared.db.session import session_scope
+from shared.queue import TaskName, send_task
+from shared.schemas import JobKind, JobStatus, TaskPayload
+from shared.settings import get_settings
+
+
+def requeue_expired_jobs(now: datetime | None = None) -> list[str]:
+    """Send `training.run` again for every running training job whose lease has expired; return their ids."""
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(seconds=get_settings().job_lease_s)
+    requeued: list[tuple[str, str, dict]] = []
+    with session_scope() as session:
+        stale = session.scalars(
+            select(Job).where(Job.kind == JobKind.TRAINING.value, Job.status == JobStatus.RUNNING.value)
+        ).all()
+        for job in stale:
+            beat = job.heartbeat_at or job.started_at or job.created_at
+            if beat.tzinfo is None:  # SQLite returns naive datetimes; the tables store UTC
+                beat = beat.replace(tzinfo=UTC)
+            if beat >= cutoff:
+                continue
+            claimed = session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.status == JobStatus.RUNNING.value, Job.heartbeat_at == job.heartbeat_at)
+                .values(status=JobStatus.QUEUED.value, heartbeat_at=now)
+            )
+            if claimed.rowcount:
+                requeued.append((job.id, job.user_id, dict(job.config)))
+    for job_id, user_id, config in requeued:
+        send_task(TaskName.TRAINING_RUN, TaskPayload(job_id=job_id, user_id=user_id, config=config))
+    return [job_id for job_id, _, _ in requeued]
+
+
+def start_lease_checker(every_s: float | None = None) -> threading.Event:
+    """Run `requeue_expired_jobs` every `every_s` seconds (default: half the lease) in a daemon thread.
+
+    Returns:
+        An event; set it to stop the thread.
+    """
+    stop = threading.Event()
+    interval = every_s or get_settings().job_lease_s / 2
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            requeue_expired_jobs()
+
+    threading.Thread(target=loop, name="training-lease-checker", daemon=True).start()
+    return stop

@@ -1,0 +1,179 @@
+"""`run_training_job`: everything `training.run` does, as a plain function.
+
+The job runs once per job id: a redelivered or requeued task finds the job's latest stored checkpoint
+and continues from it; a job already finished is left alone. Outputs go under `users/{user}/jobs/{job}/`:
+
+    dataset/manifest.json       written by the data service (input)
+    checkpoints/checkpoint-N/   the latest checkpoint, while the job runs
+    final/                      adapter or full weights + tokenizer (from_pretrained loads it)
+    logs/trainer_log.jsonl, logs/tensorboard/, loss.png, metrics.json, config.json
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.db import Job
+from shared.db.session import session_scope
+from shared.events import emit, emit_status, worker_name
+from shared.modelkit import resolve_model_source
+from shared.schemas import TERMINAL_STATUSES, JobStatus, TaskResult
+from shared.schemas.training import TrainJobConfig
+from shared.settings import get_settings
+from shared.storage import (
+    ObjectKind,
+    delete_prefix,
+    download_file,
+    download_prefix,
+    get_bytes,
+    get_store,
+    object_key,
+    upload_dir,
+    upload_file,
+)
+
+from .checkpoints import checkpoints_prefix, restore_latest
+from .launch import TrainingProcessError, run_training_process
+from .preflight import ModelShape, PreflightError, available_bytes, check_fits
+from .recipe import OUTCOME_FILE, Outcome, RunSpec
+
+DATASET_MANIFEST = "dataset/manifest.json"
+
+
+def fine_tuned_model_name(base: str, user_id: str, job_id: str) -> str:
+    """The name inference and export address the result by."""
+    return f"ft:{base}:{user_id}:{job_id}"
+
+
+def run_training_job(*, job_id: str, user_id: str, config: dict[str, Any]) -> TaskResult:
+    """Train `job_id` to completion (resuming if it ran before) and publish its status and outputs."""
+    status = _current_status(job_id)
+    if status in TERMINAL_STATUSES:
+        return TaskResult(job_id=job_id, status=status.value)  # a duplicate delivery of a finished job
+    try:
+        train_config = TrainJobConfig.model_validate(config)
+    except ValidationError as exc:
+        return _fail(job_id, "invalid_config", str(exc), param=_first_field(exc))
+    emit_status(job_id, JobStatus.RUNNING, worker=worker_name())
+    try:
+        return _run(job_id, user_id, train_config)
+    except PreflightError as exc:
+        return _fail(job_id, "insufficient_memory", str(exc), param=exc.param)
+    except (TrainingProcessError, FileNotFoundError, ValueError, OSError) as exc:
+        return _fail(job_id, "training_failed", str(exc))
+
+
+def _run(job_id: str, user_id: str, config: TrainJobConfig) -> TaskResult:
+    store = get_store()
+    job_prefix = object_key(user_id, ObjectKind.JOBS, job_id)
+    workdir = (get_settings().home / "training" / job_id).resolve()
+    shutil.rmtree(workdir, ignore_errors=True)  # the store, not a leftover local folder, is the truth
+    workdir.mkdir(parents=True)
+
+    dataset_dir = _download_dataset(store, job_prefix, workdir / "dataset")
+    model_dir = resolve_model_source(config.model_name_or_path)
+    if not config.skip_preflight:
+        _preflight(config, model_dir, dataset_dir)
+    resume_from = restore_latest(store, job_prefix, workdir) or _explicit_checkpoint(config, workdir)
+    if resume_from is not None:
+        emit(job_id, f"resuming from {resume_from.name}", data={"resume_from": resume_from.name})
+
+    spec = RunSpec(
+        job_id=job_id,
+        job_prefix=job_prefix,
+        config=config.model_dump(mode="json"),
+        model_dir=model_dir,
+        dataset_dir=str(dataset_dir),
+        workdir=str(workdir),
+        resume_from=str(resume_from) if resume_from else None,
+    )
+    heartbeat_s = get_settings().worker_heartbeat_s
+    run_training_process(spec, config.num_processes, heartbeat=lambda: _heartbeat(job_id), every_s=heartbeat_s)
+
+    outcome = Outcome.model_validate_json((workdir / OUTCOME_FILE).read_text())
+    if outcome.status == "cancelled":
+        emit_status(job_id, JobStatus.CANCELLED, "cancelled at a step boundary")
+        return TaskResult(job_id=job_id, status=JobStatus.CANCELLED.value)
+
+    outputs = _upload_outputs(store, job_prefix, workdir, config)
+    delete_prefix(store, checkpoints_prefix(job_prefix))  # the final model supersedes them
+    model_name = fine_tuned_model_name(config.model_name_or_path, user_id, job_id)
+    result = {"model": f"store://{outputs['final']}", "metrics": outcome.metrics, "outputs": outputs}
+    emit_status(job_id, JobStatus.SUCCEEDED, fine_tuned_model=model_name, result=result)
+    return TaskResult(job_id=job_id, status=JobStatus.SUCCEEDED.value, outputs=outputs, metrics=outcome.metrics)
+
+
+def _download_dataset(store, job_prefix: str, folder: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Fetch the manifest the data service left for this job and the Parquet splits it names."""
+    key = job_prefix + DATASET_MANIFEST
+    try:
+        manifest = json.loads(get_bytes(store, key))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"no prepared dataset at {key}: run data.prepare for this job first") from exc
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    for split_key in manifest["splits"].values():
+        download_file(store, split_key, folder / Path(split_key).name)
+    return folder
+
+
+def _preflight(config: TrainJobConfig, model_dir: str, dataset_dir: Path) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from transformers import AutoConfig
+
+    manifest = json.loads((dataset_dir / "manifest.json").read_text())
+    train = pq.read_table(dataset_dir / Path(manifest["splits"]["train"]).name, columns=["input_ids"])
+    longest = pc.max(pc.list_value_length(train["input_ids"])).as_py() or config.cutoff_len
+    shape = ModelShape.from_config(AutoConfig.from_pretrained(model_dir))
+    check_fits(shape, config, longest, available_bytes())
+
+
+def _explicit_checkpoint(config: TrainJobConfig, workdir: Path) -> Path | None:
+    """A `store://` checkpoint named in the config (used only when the job has none of its own)."""
+    source = config.resume_from_checkpoint
+    if not isinstance(source, str) or not source.startswith("store://"):
+        return None
+    folder = workdir / "output" / "checkpoint-resume"
+    if not download_prefix(get_store(), source.removeprefix("store://").rstrip("/") + "/", folder):
+        raise FileNotFoundError(f"resume_from_checkpoint {source!r} holds no files")
+    return folder
+
+
+def _upload_outputs(store, job_prefix: str, workdir: Path, config: TrainJobConfig) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    (workdir / "config.json").write_text(config.model_dump_json(indent=2))
+    outputs = {"final": job_prefix + "final/", "logs": job_prefix + "logs/"}
+    upload_dir(store, outputs["final"], workdir / "final")
+    upload_dir(store, outputs["logs"], workdir / "logs")
+    for name in ("metrics.json", "loss.png", "config.json"):
+        if (workdir / name).exists():
+            upload_file(store, job_prefix + name, workdir / name)
+            outputs[name.split(".")[0]] = job_prefix + name
+    return outputs
+
+
+def _heartbeat(job_id: str) -> None:
+    emit(job_id, "heartbeat", data={"heartbeat": True, "worker": worker_name()})
+
+
+def _current_status(job_id: str) -> JobStatus | None:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        return JobStatus(job.status) if job else None
+
+
+def _fail(job_id: str, code: str, message: str, param: str | None = None) -> TaskResult:
+    emit_status(
+        job_id, JobStatus.FAILED, message[-2000:], error={"code": code, "message": message[-2000:], "param": param}
+    )
+    return TaskResult(job_id=job_id, status=JobStatus.FAILED.value)
+
+
+def _first_field(exc: ValidationError) -> str | None:
+    errors = exc.errors()
+    return str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else None
