@@ -40,9 +40,9 @@ def _sample(record: ConversationRecord, where: str) -> EvalSample:
     return EvalSample(turns[:last], turns[last]["content"])
 
 
-def parse_records(data: bytes, where: str, eval_set: EvalSet | None = None) -> EvalSet:
-    """Add the records of one canonical JSONL file to `eval_set` (a new one if None) and return it."""
-    eval_set = eval_set or EvalSet()
+def parse_records(data: bytes, where: str) -> EvalSet:
+    """The records of one canonical JSONL file; `where` names it in errors."""
+    eval_set = EvalSet()
     for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -57,8 +57,10 @@ def parse_records(data: bytes, where: str, eval_set: EvalSet | None = None) -> E
     return eval_set
 
 
-def limit(eval_set: EvalSet, max_samples: int | None) -> EvalSet:
-    """The first `max_samples` conversations and texts (all if None)."""
-    if max_samples is None:
-        return eval_set
-    return EvalSet(eval_set.samples[:max_samples], eval_set.texts[:max_samples])
+def combine(parts: list[EvalSet], max_samples: int | None) -> EvalSet:
+    """One set from several files, keeping the first `max_samples` records of each (as LLaMA-Factory does)."""
+    combined = EvalSet()
+    for part in parts:
+        combined.samples += part.samples[:max_samples]
+        combined.texts += part.texts[:max_samples]
+    return combined

@@ -6,7 +6,7 @@ from shared.schemas import TaskResult
 from shared.schemas.evaluation import EvalConfig
 from shared.storage import ObjectStore, get_bytes, user_prefix
 
-from .dataset import EvalSet, limit, parse_records
+from .dataset import combine, parse_records
 from .loading import load_for_evaluation
 from .metrics.multiple_choice import Question, parse_questions
 from .results import store_outcome
@@ -28,15 +28,13 @@ def _questions(store: ObjectStore, user_id: str, key: str | None, field: str) ->
 
 def run_evaluation_job(store: ObjectStore, *, user_id: str, job_id: str, config: EvalConfig) -> TaskResult:
     """Evaluate `config`'s model on its object-key inputs; results go to `users/{user}/jobs/{job_id}/`."""
-    eval_set = EvalSet()
-    for key in config.eval_dataset:
-        parse_records(_read_owned(store, user_id, key, "eval_dataset"), key, eval_set)
+    parts = [parse_records(_read_owned(store, user_id, key, "eval_dataset"), key) for key in config.eval_dataset]
     model, tokenizer = load_for_evaluation(config.model_name_or_path, config.adapter_name_or_path)
     outcome = evaluate(
         config,
         model=model,
         tokenizer=tokenizer,
-        eval_set=limit(eval_set, config.max_samples),
+        eval_set=combine(parts, config.max_samples),
         job_id=job_id,
         mc_questions=_questions(store, user_id, config.mc_dataset, "mc_dataset") or [],
         mc_dev=_questions(store, user_id, config.mc_dev_dataset, "mc_dev_dataset"),

@@ -69,7 +69,9 @@ class EvalConfig(BaseModel):
     language: Literal["auto", "en", "zh"] = Field(
         default="auto", description="Reference language for BLEU/ROUGE tokenization; `auto` detects CJK text."
     )
-    max_samples: int | None = Field(default=None, ge=1, description="Evaluate only the first N records.")
+    max_samples: int | None = Field(
+        default=None, ge=1, description="Evaluate only the first N records of each dataset (as LLaMA-Factory)."
+    )
     max_new_tokens: int = Field(default=128, ge=1, description="Generation length limit per sample.")
     batch_size: int = Field(default=8, ge=1, description="Prompts per forward pass (generation and scoring).")
     cutoff_len: int = Field(default=1024, ge=8, description="Max prompt tokens; also the perplexity window length.")
