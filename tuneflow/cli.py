@@ -10,6 +10,7 @@ import typer
 from services.inference.cli import register as register_inference
 from shared.queue import Queue
 from tuneflow.dev import dev_app
+from tuneflow.eval_cmd import eval_command
 from tuneflow.export_cmd import export_command
 
 app = typer.Typer(help="TuneFlow: fine-tune, evaluate, export and serve LLMs.", no_args_is_help=True)
@@ -20,6 +21,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dev_app, name="dev")
 register_inference(app)
 app.command("export")(export_command)
+app.command("eval")(eval_command)
 
 
 @model_app.command("init-tiny")
