@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from services.data.cli import register as register_data
 from services.inference.cli import register as register_inference
 from shared.queue import Queue
 from tuneflow.dev import dev_app
@@ -19,6 +20,7 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(db_app, name="db")
 app.add_typer(dev_app, name="dev")
+register_data(app)
 register_inference(app)
 app.command("export")(export_command)
 app.command("eval")(eval_command)

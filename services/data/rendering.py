@@ -108,9 +108,9 @@ class Renderer:
                 if system or tools:
                     tool_text = t.format_tools(tools) if tools else ""
                     if t.fuse_system:
-                        system_text = self._fill(t.system_slot, system + tool_text)
+                        system_text = self._fill(t.system, system + tool_text)
                     else:
-                        prompt += self._fill(t.system_slot, system + tool_text)
+                        prompt += self._fill(t.system, system + tool_text)
             role = message["role"]
             if role == "user":
                 prompt += self._fill(t.user, system_text + message["content"])

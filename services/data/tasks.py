@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from celery import shared_task
@@ -10,9 +13,10 @@ from shared.events import answer_ping, emit, emit_status
 from shared.modelkit.loader import STORE_SCHEME
 from shared.queue import Queue, TaskName
 from shared.schemas import EventLevel, JobStatus, TaskPayload
-from shared.schemas.datasets import PrepareConfig
-from shared.storage import get_store, user_prefix
+from shared.schemas.datasets import DataCheckConfig, PrepareConfig
+from shared.storage import ObjectKind, get_store, object_key, put_bytes, upload_file, user_prefix
 
+from .checks import clean_dataset, validate_dataset
 from .prepare import prepare_dataset
 from .validation import DataValidationError
 
@@ -89,3 +93,54 @@ def _succeed_if_data_job(job_id: str, result: dict[str, Any]) -> None:
         is_data_job = job is not None and job.kind == JobKind.DATA.value
     if is_data_job:
         emit_status(job_id, JobStatus.SUCCEEDED, "data job done", result=result)
+
+
+@shared_task(name=TaskName.DATA_VALIDATE)
+def validate(payload: dict[str, Any]) -> dict[str, Any]:
+    """Validate datasets (TaskPayload; `config` is a DataCheckConfig dict); return the report and statistics.
+
+    Both are also stored at `users/{user}/jobs/{job_id}/validation.json`.
+    """
+    task = TaskPayload.model_validate(payload)
+    config = DataCheckConfig.model_validate(task.config)
+    check_store_inputs(task.user_id, config.dataset_dir)
+    store = get_store()
+    try:
+        report, stats = validate_dataset(config, store=store, user_id=task.user_id)
+    except DataValidationError as exc:
+        _fail(task.job_id, "invalid_data", f"invalid data: {exc}", exc.problem.field or "dataset")
+        raise
+    result = {"report": report.model_dump(mode="json"), "stats": stats.model_dump(mode="json")}
+    key = object_key(task.user_id, ObjectKind.JOBS, task.job_id, "validation.json")
+    put_bytes(store, key, json.dumps(result, ensure_ascii=False).encode(), "application/json")
+    _problems_event(task.job_id, report)
+    emit(task.job_id, f"validated {report.records_read} records", data={"valid": report.records_valid, "key": key})
+    _succeed_if_data_job(task.job_id, {"validation": key})
+    return result
+
+
+@shared_task(name=TaskName.DATA_CLEAN)
+def clean(payload: dict[str, Any]) -> dict[str, Any]:
+    """Validate and clean datasets (TaskPayload; `config` is a DataCheckConfig dict).
+
+    Writes canonical JSONL per dataset under `users/{user}/jobs/{job_id}/cleaned/` and returns the report and
+    the keys written.
+    """
+    task = TaskPayload.model_validate(payload)
+    config = DataCheckConfig.model_validate(task.config)
+    check_store_inputs(task.user_id, config.dataset_dir)
+    store = get_store()
+    with tempfile.TemporaryDirectory(prefix="tuneflow-clean-") as tmp:
+        try:
+            report, files = clean_dataset(config, store=store, user_id=task.user_id, out_dir=Path(tmp))
+        except DataValidationError as exc:
+            _fail(task.job_id, "invalid_data", f"invalid data: {exc}", exc.problem.field or "dataset")
+            raise
+        keys = {}
+        for name, path in files.items():
+            keys[name] = object_key(task.user_id, ObjectKind.JOBS, task.job_id, f"cleaned/{path.name}")
+            upload_file(store, keys[name], path)
+    _problems_event(task.job_id, report)
+    emit(task.job_id, f"cleaned {report.records_read} records", data={"cleaning": report.cleaning})
+    _succeed_if_data_job(task.job_id, {"cleaned": keys})
+    return {"report": report.model_dump(mode="json"), "outputs": keys}

@@ -137,7 +137,7 @@ class NamedTemplate:
     name: str
     user: str = "{{content}}"
     assistant: str | None = None  # default: content + eos, or content alone with efficient_eos
-    system: str | None = None  # default: the user slot
+    system: str = "{{content}}"
     function: str | None = None  # default: the assistant slot
     observation: str | None = None  # default: the user slot
     prefix: str = ""
@@ -152,11 +152,6 @@ class NamedTemplate:
         if self.assistant is not None:
             return self.assistant
         return "{{content}}" if self.efficient_eos else "{{content}}" + EOS
-
-    @property
-    def system_slot(self) -> str:
-        """The system slot with its default applied."""
-        return self.system if self.system is not None else self.user
 
     @property
     def function_slot(self) -> str:

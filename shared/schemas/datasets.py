@@ -205,3 +205,47 @@ class PreparedDataset(BaseModel):
     source_files: list[str] = Field(description="Input files, as `name sha256`.")
     report: DataReport = Field(description="Validation, cleaning and truncation summary.")
     config: dict[str, Any] = Field(description="The resolved PrepareConfig.")
+
+
+class DataCheckConfig(BaseModel):
+    """Config of `data.validate` and `data.clean`: which datasets, read how, cleaned how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: list[str] = Field(description="Dataset names (with `dataset_dir`) or file paths; comma string accepted.")
+    dataset_dir: str | None = Field(None, description="Local folder or `store://users/...` prefix with the registry.")
+    stage: Stage = Field("sft", description="Which parts a record must have (`pt`: text; `rm`/`dpo`: pairs).")
+    strict: bool = Field(False, description="Fail on the first invalid record.")
+    model_name_or_path: str | None = Field(None, description="Tokenizer for the token-length histogram (optional).")
+    template: str | None = Field(None, description="Template used to render records for token lengths.")
+    cleaning: CleaningConfig = Field(default_factory=CleaningConfig, description="Cleaning steps (`data.clean`).")
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _accept_comma_strings(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+
+class LengthStats(BaseModel):
+    """Distribution of one length (characters or tokens) over records."""
+
+    count: int = Field(0, description="Records measured.")
+    min: int = Field(0, description="Shortest.")
+    max: int = Field(0, description="Longest.")
+    mean: float = Field(0.0, description="Average.")
+    p50: int = Field(0, description="Median.")
+    p95: int = Field(0, description="95th percentile.")
+    histogram: dict[str, int] = Field(default_factory=dict, description="Power-of-two buckets `lo-hi` -> records.")
+
+
+class DatasetStats(BaseModel):
+    """Summary statistics of the valid records of a dataset."""
+
+    records: int = Field(0, description="Valid records.")
+    kinds: dict[str, int] = Field(default_factory=dict, description="Records by kind (conversation, text, preference).")
+    turns: dict[str, int] = Field(default_factory=dict, description="Conversations by number of user turns.")
+    with_tools: int = Field(0, description="Conversations that define tools or call them.")
+    languages: dict[str, int] = Field(default_factory=dict, description="Records by dominant script (cheap detector).")
+    duplicates: int = Field(0, description="Exact duplicates of an earlier record.")
+    chars: LengthStats = Field(default_factory=LengthStats, description="Characters per record.")
+    tokens: LengthStats | None = Field(None, description="Tokens per rendered record, with the chosen tokenizer.")

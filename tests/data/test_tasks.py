@@ -56,3 +56,23 @@ def test_prepare_config_names_unknown_keys() -> None:
     with pytest.raises(ValidationError, match="cutof_len"):
         PrepareConfig.model_validate({"model_name_or_path": "m", "dataset": "a,b", "cutof_len": 5})
     assert PrepareConfig(model_name_or_path="m", dataset="a, b").dataset == ["a", "b"]
+
+
+def test_validate_and_clean_tasks_store_their_results(embedded: Path, reference_data: Path) -> None:
+    from shared.storage import get_bytes, get_store
+
+    store = get_store()
+    prefix = upload_dataset_folder(store, "local", reference_data, ["alpaca_en_demo"])
+    config = {"dataset": ["alpaca_en_demo"], "dataset_dir": prefix, "cleaning": {"dedup": "exact"}}
+
+    checked = send_task(TaskName.DATA_VALIDATE, TaskPayload(job_id="job-v", user_id="local", config=config)).get()
+    assert checked["report"]["records_valid"] == 999
+    assert checked["stats"]["duplicates"] > 0
+    assert json.loads(get_bytes(store, "users/local/jobs/job-v/validation.json")) == checked
+
+    cleaned = send_task(TaskName.DATA_CLEAN, TaskPayload(job_id="job-k", user_id="local", config=config)).get()
+    removed = cleaned["report"]["cleaning"]["exact_duplicate"]
+    assert removed == checked["stats"]["duplicates"]
+    lines = get_bytes(store, cleaned["outputs"]["alpaca_en_demo"]).decode().splitlines()
+    assert len(lines) == 999 - removed
+    assert "messages" in json.loads(lines[0])

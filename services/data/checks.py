@@ -1,0 +1,109 @@
+"""Validate (with statistics) and clean datasets without preparing them: what `data.validate` and `data.clean` run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from shared.schemas.datasets import DataCheckConfig, DataReport, DatasetStats
+
+from .cleaning import Cleaner
+from .converters import Record, RecordError
+from .readers import Location
+from .registry import resolve_dataset
+from .rendering import Renderer
+from .sources import local_dataset_dir
+from .stats import StatsCollector
+from .tokenization import encode_batch
+from .validation import ReportBuilder, validated_records
+
+TOKEN_BATCH = 256
+
+
+def _records(
+    config: DataCheckConfig, dataset_dir: Path | None, builder: ReportBuilder
+) -> Iterator[tuple[str, Location, Record]]:
+    for name in config.dataset:
+        attr, path = resolve_dataset(name, dataset_dir)
+        label = attr.file_name if dataset_dir is not None and attr.file_name else path.name
+        for loc, record in validated_records(path, attr, config.stage, builder, label):
+            yield name, loc, record
+
+
+def validate_dataset(config: DataCheckConfig, *, store: Any, user_id: str) -> tuple[DataReport, DatasetStats]:
+    """Check every record and summarise the valid ones (token lengths when a tokenizer is given).
+
+    Args:
+        config: Which datasets, and how strictly.
+        store: Object store, for `store://` dataset folders.
+        user_id: Owner of the `store://` folder.
+
+    Returns:
+        The problem report and the statistics.
+    """
+    builder = ReportBuilder(config.strict)
+    collector = StatsCollector()
+    renderer = _renderer(config)
+    pending: list[Record] = []
+    for _, loc, record in _records(config, local_dataset_dir(config.dataset_dir, store, user_id), builder):
+        collector.add(record)
+        if renderer is not None:
+            pending.append((loc, record))
+            if len(pending) >= TOKEN_BATCH:
+                _measure(renderer, pending, collector, builder)
+                pending = []
+    if renderer is not None:
+        _measure(renderer, pending, collector, builder)
+    return builder.report, collector.result()
+
+
+def _renderer(config: DataCheckConfig) -> Renderer | None:
+    if config.model_name_or_path is None:
+        return None
+    from shared.modelkit import load_tokenizer
+
+    return Renderer(load_tokenizer(config.model_name_or_path), config.template, chat=config.stage != "pt")
+
+
+def _measure(renderer: Renderer, pending: list[Any], collector: StatsCollector, builder: ReportBuilder) -> None:
+    texts = []
+    for loc, record in pending:
+        try:
+            texts.append(renderer.render_record(record)[0].text)
+        except RecordError as exc:
+            builder.drop(loc.problem(exc.code, exc.reason))
+    if texts:
+        collector.add_token_lengths([len(e.ids) for e in encode_batch(renderer.tokenizer, texts)])
+
+
+def clean_dataset(
+    config: DataCheckConfig, *, store: Any, user_id: str, out_dir: Path
+) -> tuple[DataReport, dict[str, Path]]:
+    """Validate and clean each dataset, writing the surviving records as canonical JSONL.
+
+    Args:
+        config: Which datasets and which cleaning steps.
+        store: Object store, for `store://` dataset folders.
+        user_id: Owner of the `store://` folder.
+        out_dir: Folder for `{dataset}.jsonl` outputs.
+
+    Returns:
+        The report (with per-step counts) and the file written per dataset name.
+    """
+    builder = ReportBuilder(config.strict)
+    cleaner = Cleaner(config.cleaning, builder)
+    dataset_dir = local_dataset_dir(config.dataset_dir, store, user_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = {}
+    for number, name in enumerate(config.dataset):
+        attr, path = resolve_dataset(name, dataset_dir)
+        label = attr.file_name if dataset_dir is not None and attr.file_name else path.name
+        target = out_dir / f"{number:02d}-{Path(label).stem}.jsonl"
+        with open(target, "w", encoding="utf-8") as fh:
+            for _, record in cleaner.clean(validated_records(path, attr, config.stage, builder, label)):
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                builder.report.records_written += 1
+        outputs[name] = target
+    return builder.report, outputs
