@@ -13,7 +13,8 @@ from .results import load_run
 COMPARISON = "comparison.json"
 
 
-def _check_same_set(runs: Sequence[tuple[EvalResults, list[SampleResult]]]) -> None:
+def check_same_set(runs: Sequence[tuple[EvalResults, list[SampleResult]]]) -> None:
+    """Raise ValueError unless every run evaluated the same prompts with the same references, in order."""
     base_results, base = runs[0]
     for results, samples in runs[1:]:
         same = len(samples) == len(base) and all(
@@ -26,7 +27,8 @@ def _check_same_set(runs: Sequence[tuple[EvalResults, list[SampleResult]]]) -> N
             )
 
 
-def _labels(runs: Sequence[tuple[EvalResults, list[SampleResult]]]) -> list[str]:
+def model_labels(runs: Sequence[tuple[EvalResults, list[SampleResult]]]) -> list[str]:
+    """One distinct display name per run."""
     # Two runs of one model (e.g. different decoding) must stay apart in every table.
     names = [r.model for r, _ in runs]
     return [n if names.count(n) == 1 else f"{n} ({r.job_id})" for n, (r, _) in zip(names, runs, strict=True)]
@@ -39,8 +41,8 @@ def compare(runs: Sequence[tuple[EvalResults, list[SampleResult]]], *, show_samp
     """
     if len(runs) < 2:
         raise ValueError("a comparison needs at least two evaluation runs")
-    _check_same_set(runs)
-    labels = _labels(runs)
+    check_same_set(runs)
+    labels = model_labels(runs)
     names = sorted({m for r, _ in runs for m in r.metrics})
     metrics = {
         m: {label: r.metrics[m] for label, (r, _) in zip(labels, runs, strict=True) if m in r.metrics} for m in names

@@ -210,7 +210,9 @@ class ReviewSession(BaseModel):
 class Rating(BaseModel):
     """One reviewer's scores for one output."""
 
-    reviewer: str = Field(min_length=1, max_length=64, description="Reviewer id.")
+    reviewer: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Reviewer id (letters, digits, '_', '-', '.')."
+    )
     item_id: str = Field(description="Reviewed item.")
     slot: str = Field(description="Which output of the item (`A`, `B`, ...).")
     quality: int = Field(ge=1, le=5, description="Overall generation quality, 1-5.")
