@@ -51,8 +51,8 @@ def inspect_adapter(source: str) -> AdapterInfo:
     """Read `adapter_config.json` from an adapter folder or `store://` prefix, refusing what is not one."""
     try:
         path = Path(resolve_model_source(source))
-    except FileNotFoundError as exc:
-        raise ExportError(f"adapter_name_or_path {source!r}: {exc}") from exc
+    except (FileNotFoundError, ValueError) as exc:
+        raise ExportError(f"adapter_name_or_path {source!r} not found (missing checkpoint?): {exc}") from exc
     if not path.is_dir():
         raise ExportError(f"adapter_name_or_path {source!r} not found: no such folder (missing checkpoint?)")
     config_file = path / "adapter_config.json"

@@ -28,7 +28,7 @@ from .manifest import file_entries, write_manifest
 from .merge import Source, load_base, load_source, merge_adapter, save_hf_folder
 from .ollama import check_chatml, write_modelfile
 from .onnx_export import check_onnx, export_onnx
-from .quantize import RELOAD_HINTS, load_quantized, quantize_folder, weight_bytes
+from .quantize import RELOAD_HINTS, check_supported, load_quantized, quantize_folder, weight_bytes
 from .torchscript_export import check_torchscript, export_torchscript
 from .verify import (
     calibration_texts,
@@ -77,6 +77,8 @@ def build_export(
     work.mkdir(parents=True, exist_ok=True)
     run = _Run(config, source, out, work, progress, inputs=sample_inputs(source.tokenizer))
     run.messages += source.messages
+    if config.export_quantization_bit:
+        check_supported(config.export_quantization_method, config.export_quantization_bit, source.model)
     if source.adapter and source.adapter.prompt_learning:
         _write_prompt_adapter(run)
     else:

@@ -26,13 +26,26 @@ def weight_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
 
 
+def check_supported(method: QuantizationMethod, bits: int, model: Any) -> None:
+    """Refuse, before any work, a quantization this machine cannot run or reload on `model`'s shapes."""
+    device = pick_device()
+    if method is QuantizationMethod.GPTQ:
+        _check_gptq_available()
+    elif method is QuantizationMethod.BITSANDBYTES and bits == 4 and device == "cpu":
+        _check_bnb_4bit_cpu(model)
+
+
 def _check_bnb_4bit_cpu(model: Any) -> None:
     import torch
 
     odd = [
         f"{name} ({module.out_features})"
         for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and name != "lm_head" and module.out_features % BNB_CPU_BLOCK
+        # lm_head stays unquantized; adapter matrices are merged away before quantization.
+        if isinstance(module, torch.nn.Linear)
+        and not name.endswith("lm_head")
+        and ".lora_" not in name
+        and module.out_features % BNB_CPU_BLOCK
     ]
     if odd:
         raise ExportError(
@@ -52,15 +65,11 @@ def _bitsandbytes(merged_dir: Path, bits: int, device: str) -> Any:
     else:
         compute = torch.bfloat16 if device == "cuda" else torch.float32
         config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
-    model = AutoModelForCausalLM.from_pretrained(merged_dir, quantization_config=config, device_map=device)
-    if bits == 4 and device == "cpu":
-        _check_bnb_4bit_cpu(model)
-    return model
+    return AutoModelForCausalLM.from_pretrained(merged_dir, quantization_config=config, device_map=device)
 
 
-def _gptq(merged_dir: Path, bits: int, tokenizer: Any, texts: list[str]) -> Any:
+def _check_gptq_available() -> None:
     import torch
-    from transformers import AutoModelForCausalLM, GPTQConfig
 
     missing = [
         what
@@ -75,6 +84,11 @@ def _gptq(merged_dir: Path, bits: int, tokenizer: Any, texts: list[str]) -> Any:
             f"export_quantization_method=gptq needs {' and '.join(missing)}, which this worker lacks; "
             "use export_quantization_method=quanto or bitsandbytes"
         )
+
+
+def _gptq(merged_dir: Path, bits: int, tokenizer: Any, texts: list[str]) -> Any:
+    from transformers import AutoModelForCausalLM, GPTQConfig
+
     config = GPTQConfig(bits=bits, dataset=texts, tokenizer=tokenizer)
     return AutoModelForCausalLM.from_pretrained(merged_dir, quantization_config=config, device_map="cuda")
 
