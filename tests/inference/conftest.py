@@ -1,0 +1,86 @@
+"""Fixtures for the inference server: trained tiny adapters and a real uvicorn server on a free port."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.inference.adapters import train_fixed_reply_adapter
+from tests.infra import free_port
+
+TOOL_REPLY = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+REPLIES = {"apple": "apple", "banana": "banana", "tools": TOOL_REPLY}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+# The tool-call reply is longer and its prompt carries the tool list: it needs more steps to stick,
+# so it learns only the prompt its tests send.
+TRAINING: dict[str, dict[str, Any]] = {
+    "apple": {},
+    "banana": {},
+    "tools": {"tools": TOOLS, "steps": 80, "prompts": ["weather?"]},
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Two threads on two shared, busy cores run a tiny model ~10x slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def adapter_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """LoRA adapters on the tiny model answering every prompt with `REPLIES[name]`."""
+    root = tmp_path_factory.mktemp("adapters")
+    return {
+        name: train_fixed_reply_adapter(tiny_model_dir, reply, root / name, **TRAINING[name])
+        for name, reply in REPLIES.items()
+    }
+
+
+@dataclass
+class Served:
+    """A running server: where to reach it, and uvicorn's handle (to ask it to exit)."""
+
+    url: str
+    uvicorn: Any
+
+
+@contextmanager
+def running(app: Any) -> Iterator[Served]:
+    """Serve `app` with uvicorn in a thread; shut it down gracefully afterwards."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the inference server did not start")
+        time.sleep(0.05)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", server)
+    finally:
+        server.should_exit = True
+        thread.join(60)
