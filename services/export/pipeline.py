@@ -64,6 +64,7 @@ class _Run:
     messages: list[str] = field(default_factory=list)
     dtype: str = "float32"
     quantization: QuantizationReport | None = None
+    ollama_system: str = ""
 
 
 def build_export(
@@ -77,8 +78,12 @@ def build_export(
     work.mkdir(parents=True, exist_ok=True)
     run = _Run(config, source, out, work, progress, inputs=sample_inputs(source.tokenizer))
     run.messages += source.messages
+    # Refuse what cannot work before the minutes of merging and checking.
     if config.export_quantization_bit:
         check_supported(config.export_quantization_method, config.export_quantization_bit, source.model)
+    if config.export_format is ExportFormat.OLLAMA:
+        run.ollama_system, template_check = check_chatml(source.tokenizer)
+        run.checks.append(template_check)
     if source.adapter and source.adapter.prompt_learning:
         _write_prompt_adapter(run)
     else:
@@ -234,10 +239,8 @@ def _write_side_files(run: _Run) -> None:
 
 
 def _write_ollama(run: _Run) -> None:
-    system, check = check_chatml(run.source.tokenizer)  # before writing anything: refuse early
     _save_and_reload(run, run.out, "merged")
-    write_modelfile(run.out, run.source.tokenizer, system)
-    run.checks.append(check)
+    write_modelfile(run.out, run.source.tokenizer, run.ollama_system)
     run.messages.append(
         "run `ollama create NAME -f Modelfile` inside this folder; Ollama imports safetensors for the "
         "architectures it supports (Llama, Mistral, Gemma, Phi-3, Qwen2, ...) and can quantize with "
