@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from array import array
 from collections import Counter
 from typing import Any
@@ -14,32 +15,26 @@ from .cleaning import text_fields
 from .converters import Record
 
 LANGUAGE_SAMPLE_CHARS = 2000
-# Code-point ranges of the scripts worth telling apart; Latin covers English and most European languages.
-SCRIPTS = [
-    ("han", ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0xF900, 0xFAFF))),
-    ("kana", ((0x3040, 0x30FF),)),
-    ("hangul", ((0xAC00, 0xD7AF), (0x1100, 0x11FF))),
-    ("cyrillic", ((0x0400, 0x04FF),)),
-    ("arabic", ((0x0600, 0x06FF),)),
-    ("devanagari", ((0x0900, 0x097F),)),
-    ("latin", ((0x41, 0x5A), (0x61, 0x7A), (0xC0, 0x24F))),
-]
+# Character classes of the scripts worth telling apart; Latin covers English and most European languages.
+SCRIPTS = {
+    "han": re.compile("[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]"),
+    "kana": re.compile("[\u3040-\u30ff]"),
+    "hangul": re.compile("[\uac00-\ud7af\u1100-\u11ff]"),
+    "cyrillic": re.compile("[\u0400-\u04ff]"),
+    "arabic": re.compile("[\u0600-\u06ff]"),
+    "devanagari": re.compile("[\u0900-\u097f]"),
+    "latin": re.compile("[A-Za-z\u00c0-\u024f]"),
+}
 
 
 def dominant_script(text: str) -> str:
     """The script most letters of `text` belong to (`kana` wins over `han`: Japanese mixes both)."""
-    counts: Counter[str] = Counter()
-    for ch in text[:LANGUAGE_SAMPLE_CHARS]:
-        code = ord(ch)
-        for name, ranges in SCRIPTS:
-            if any(lo <= code <= hi for lo, hi in ranges):
-                counts[name] += 1
-                break
-    if not counts:
-        return "unknown"
+    sample = text[:LANGUAGE_SAMPLE_CHARS]
+    counts = {name: len(pattern.findall(sample)) for name, pattern in SCRIPTS.items()}
     if counts["kana"]:
         return "kana"
-    return counts.most_common(1)[0][0]
+    name, count = max(counts.items(), key=lambda kv: kv[1])
+    return name if count else "unknown"
 
 
 def length_stats(lengths: array) -> LengthStats:
