@@ -96,14 +96,13 @@ class BatchScheduler:
                 await self._wake.wait()
                 continue
             await self._hold_open()
-            batch = self._take_batch()
-            if batch:
-                await self._run_batch(batch)
+            if self._pending:  # every waiting client may have left meanwhile
+                await self._run_batch(self._take_batch())
 
     async def _hold_open(self) -> None:
         """Wait until a full batch is waiting or the oldest row has waited `batch_wait_s`."""
         deadline = self._pending[0][0] + self.batch_wait_s
-        while len(self._pending) < self.max_batch_size and not self._closing:
+        while self._pending and len(self._pending) < self.max_batch_size and not self._closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

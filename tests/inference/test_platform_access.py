@@ -1,0 +1,100 @@
+"""The platform: API keys from the shared database, and users' `ft:` models from the object store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import AuthenticationError, NotFoundError, OpenAI
+
+from services.inference.app import create_app
+from services.inference.config import ServeConfig
+from tests.inference.conftest import Served, running
+
+
+def _add_user_with_model(user_id: str, adapter: Path, *, job_id: str) -> tuple[str, str]:
+    """A user, an API key and a succeeded training job whose adapter is in the store; return (key, model)."""
+    from shared.auth import create_api_key
+    from shared.db import Job, session_scope
+    from shared.db.jobs import ensure_user
+    from shared.storage import get_store, upload_dir
+
+    prefix = f"users/{user_id}/jobs/{job_id}/final/"
+    upload_dir(get_store(), prefix, adapter)
+    model = f"ft:tiny:{user_id}:{job_id}"
+    with session_scope() as session:
+        ensure_user(session, user_id)
+        key = create_api_key(session, user_id)
+        session.add(
+            Job(
+                id=job_id,
+                user_id=user_id,
+                kind="training",
+                status="succeeded",
+                model="tiny",
+                fine_tuned_model=model,
+                result={"model": f"store://{prefix}"},
+            )
+        )
+    return key.secret, model
+
+
+@pytest.fixture
+def platform(embedded: Path, tiny_model_dir: Path, adapter_dirs: dict[str, Path]) -> Iterator[tuple[Served, dict]]:
+    users = {
+        "alice": _add_user_with_model("alice", adapter_dirs["apple"], job_id="ftjob-alice1"),
+        "bob": _add_user_with_model("bob", adapter_dirs["banana"], job_id="ftjob-bob1"),
+    }
+    config = ServeConfig(model=str(tiny_model_dir), served_model_name="tiny", platform=True, batch_wait_ms=50)
+    with running(create_app(config)) as served:
+        yield served, users
+
+
+def _client(served: Served, key: str) -> OpenAI:
+    return OpenAI(base_url=f"{served.url}/v1", api_key=key, max_retries=0)
+
+
+def _ask(client: OpenAI, model: str) -> str | None:
+    messages = [{"role": "user", "content": "hi"}]
+    reply = client.chat.completions.create(model=model, messages=messages, max_tokens=8, temperature=0)
+    return reply.choices[0].message.content
+
+
+def test_users_get_their_own_adapters_concurrently_and_only_their_own(platform: tuple[Served, dict]) -> None:
+    served, users = platform
+    (alice_key, alice_model), (bob_key, bob_model) = users["alice"], users["bob"]
+    alice, bob = _client(served, alice_key), _client(served, bob_key)
+
+    assert {m.id for m in alice.models.list()} == {"tiny", alice_model}
+    jobs = [(alice, alice_model), (bob, bob_model)] * 3
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        answers = list(pool.map(lambda job: _ask(*job), jobs))
+    assert answers == ["apple", "banana"] * 3
+
+    with pytest.raises(NotFoundError) as theirs:
+        _ask(alice, bob_model)
+    with pytest.raises(NotFoundError) as nobodys:
+        _ask(alice, "ft:tiny:bob:ftjob-nope")
+    # Someone else's model is indistinguishable from one that does not exist.
+    assert theirs.value.body["code"] == nobodys.value.body["code"] == "model_not_found"
+    assert _ask(alice, "tiny") is not None
+
+
+def test_requests_need_a_valid_key(platform: tuple[Served, dict]) -> None:
+    served, _ = platform
+    with pytest.raises(AuthenticationError):
+        _ask(_client(served, "tf-not-a-key"), "tiny")
+    response = httpx.get(f"{served.url}/v1/models")
+    assert response.status_code == 401
+    assert httpx.get(f"{served.url}/healthz").status_code == 200  # probes need no key
+
+
+def test_standalone_api_key(tiny_model_dir: Path) -> None:
+    config = ServeConfig(model=str(tiny_model_dir), served_model_name="tiny", api_key="s3cret-key")
+    with running(create_app(config)) as served:
+        with pytest.raises(AuthenticationError):
+            _ask(_client(served, "wrong"), "tiny")
+        assert _ask(_client(served, "s3cret-key"), "tiny") is not None
