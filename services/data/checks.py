@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from shared.schemas.datasets import DataCheckConfig, DataReport, DatasetStats
 from .cleaning import Cleaner
 from .converters import Record, RecordError
 from .readers import Location
-from .registry import resolve_dataset
+from .registry import dataset_label, resolve_dataset
 from .rendering import Renderer
 from .sources import local_dataset_dir
 from .stats import StatsCollector
@@ -22,14 +23,11 @@ from .validation import ReportBuilder, validated_records
 TOKEN_BATCH = 256
 
 
-def _records(
-    config: DataCheckConfig, dataset_dir: Path | None, builder: ReportBuilder
-) -> Iterator[tuple[str, Location, Record]]:
-    for name in config.dataset:
-        attr, path = resolve_dataset(name, dataset_dir)
-        label = attr.file_name if dataset_dir is not None and attr.file_name else path.name
-        for loc, record in validated_records(path, attr, config.stage, builder, label):
-            yield name, loc, record
+def _validated(
+    config: DataCheckConfig, name: str, dataset_dir: Path | None, builder: ReportBuilder
+) -> Iterator[tuple[Location, Record]]:
+    attr, path = resolve_dataset(name, dataset_dir)
+    return validated_records(path, attr, config.stage, builder, dataset_label(attr, path, dataset_dir))
 
 
 def validate_dataset(config: DataCheckConfig, *, store: Any, user_id: str) -> tuple[DataReport, DatasetStats]:
@@ -46,8 +44,10 @@ def validate_dataset(config: DataCheckConfig, *, store: Any, user_id: str) -> tu
     builder = ReportBuilder(config.strict)
     collector = StatsCollector()
     renderer = _renderer(config)
-    pending: list[Record] = []
-    for _, loc, record in _records(config, local_dataset_dir(config.dataset_dir, store, user_id), builder):
+    pending: list[tuple[Location, Record]] = []
+    dataset_dir = local_dataset_dir(config.dataset_dir, store, user_id)
+    records = itertools.chain.from_iterable(_validated(config, n, dataset_dir, builder) for n in config.dataset)
+    for loc, record in records:
         collector.add(record)
         if renderer is not None:
             pending.append((loc, record))
@@ -67,7 +67,9 @@ def _renderer(config: DataCheckConfig) -> Renderer | None:
     return Renderer(load_tokenizer(config.model_name_or_path), config.template, chat=config.stage != "pt")
 
 
-def _measure(renderer: Renderer, pending: list[Any], collector: StatsCollector, builder: ReportBuilder) -> None:
+def _measure(
+    renderer: Renderer, pending: list[tuple[Location, Record]], collector: StatsCollector, builder: ReportBuilder
+) -> None:
     texts = []
     for loc, record in pending:
         try:
@@ -98,11 +100,9 @@ def clean_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = {}
     for number, name in enumerate(config.dataset):
-        attr, path = resolve_dataset(name, dataset_dir)
-        label = attr.file_name if dataset_dir is not None and attr.file_name else path.name
-        target = out_dir / f"{number:02d}-{Path(label).stem}.jsonl"
+        target = out_dir / f"{number:02d}-{Path(name).stem}.jsonl"
         with open(target, "w", encoding="utf-8") as fh:
-            for _, record in cleaner.clean(validated_records(path, attr, config.stage, builder, label)):
+            for _, record in cleaner.clean(_validated(config, name, dataset_dir, builder)):
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                 builder.report.records_written += 1
         outputs[name] = target

@@ -240,7 +240,7 @@ def preview(
     """Show the exact tokens the model sees for one record; trained tokens are marked."""
     from services.data.converters import RecordError
     from services.data.preview import format_preview, preview_record
-    from services.data.registry import resolve_dataset
+    from services.data.registry import dataset_label, resolve_dataset
     from services.data.rendering import Renderer
     from services.data.sources import local_dataset_dir
     from services.data.tokenization import LabelOptions
@@ -254,7 +254,7 @@ def preview(
     streams = []
     for name in cfg.dataset:
         attr, path = resolve_dataset(name, folder)
-        streams.append(validated_records(path, attr, cfg.stage, builder))
+        streams.append(validated_records(path, attr, cfg.stage, builder, dataset_label(attr, path, folder)))
     found = next(itertools.islice(itertools.chain.from_iterable(streams), index, None), None)
     if found is None:
         typer.echo(f"there is no valid record {index}", err=True)

@@ -35,7 +35,7 @@ from .cleaning import Cleaner
 from .converters import Record, RecordError
 from .mixing import balanced_keep, mix_lines
 from .readers import Location
-from .registry import DatasetAttr, resolve_dataset
+from .registry import DatasetAttr, dataset_label, resolve_dataset
 from .rendering import Renderer
 from .sources import file_sha256, local_dataset_dir
 from .tokenization import Example, LabelOptions, build_example, encode_batch
@@ -123,8 +123,7 @@ def resolve_sources(config: PrepareConfig, dataset_dir: Path | None) -> list[Sou
     sources = []
     for name in config.dataset:
         attr, path = resolve_dataset(name, dataset_dir)
-        label = attr.file_name if dataset_dir is not None and attr.file_name else path.name
-        sources.append(Source(attr, path, label, file_sha256(path)))
+        sources.append(Source(attr, path, dataset_label(attr, path, dataset_dir), file_sha256(path)))
     return sources
 
 

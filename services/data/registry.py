@@ -105,9 +105,16 @@ def resolve_dataset(name: str, dataset_dir: Path | None) -> tuple[DatasetAttr, P
     if attr.file_name is None:
         raise ValueError(f"dataset {name!r} is a hub dataset; only local files are prepared (give file_name)")
     path = dataset_dir / attr.file_name
+    if not path.resolve().is_relative_to(dataset_dir.resolve()):
+        raise PermissionError(f"dataset {name!r}: file_name {attr.file_name!r} points outside the dataset folder")
     if not path.exists():
         raise FileNotFoundError(f"dataset {name!r}: file {attr.file_name!r} is not in {dataset_dir}")
     return attr, path
+
+
+def dataset_label(attr: DatasetAttr, path: Path, dataset_dir: Path | None) -> str:
+    """How a dataset's file is named in problems: as in the registry, else by its file name."""
+    return attr.file_name if dataset_dir is not None and attr.file_name else path.name
 
 
 def referenced_files(dataset_dir: Path, names: list[str] | None = None) -> list[str]:

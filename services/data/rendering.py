@@ -35,7 +35,13 @@ class Renderer:
     """Renders records for one tokenizer and template choice."""
 
     def __init__(self, tokenizer: Any, template: str | None = None, *, chat: bool = True):
-        """Args: tokenizer; template name (None: the tokenizer's chat_template); chat False for raw text only."""
+        """Set up rendering.
+
+        Args:
+            tokenizer: Supplies the chat template and the bos/eos/special tokens.
+            template: A named template; None uses the tokenizer's `chat_template`.
+            chat: False when only raw text (pre-training) is rendered, so no chat template is needed.
+        """
         self.tokenizer = tokenizer
         self.named: NamedTemplate | None = get_template(template) if template else None
         if chat and self.named is None and not isinstance(getattr(tokenizer, "chat_template", None), str):
