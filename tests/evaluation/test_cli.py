@@ -24,7 +24,7 @@ def test_eval_command_writes_results_and_predictions(
                 "eval_dataset": "alpaca_zh_demo,alpaca_en_demo",
                 "dataset_dir": str(reference_data),
                 "template": "qwen",
-                "metrics": "bleu,chrf,bleu-4,rouge,perplexity,mc_accuracy",
+                "metrics": "bleu,chrf,bleu-4,rouge,perplexity,mc_accuracy,tests.evaluation.custom_metric_example:length_ratio",
                 "mc_dataset": str(DATA / "mc_20.csv"),
                 "stage": "sft",  # a LLaMA-Factory key evaluation ignores
                 "per_device_eval_batch_size": 4,
@@ -38,9 +38,17 @@ def test_eval_command_writes_results_and_predictions(
     assert result.exit_code == 0, result.output
     assert "note: stage is a LLaMA-Factory training key" in result.output
     results = json.loads((out / "results.json").read_text())
-    assert {"bleu", "chrf", "bleu-4", "rouge-1", "rouge-2", "rouge-l", "perplexity", "mc_accuracy"} <= set(
-        results["metrics"]
-    )
+    assert {
+        "bleu",
+        "chrf",
+        "bleu-4",
+        "rouge-1",
+        "rouge-2",
+        "rouge-l",
+        "perplexity",
+        "mc_accuracy",
+        "length_ratio",
+    } <= set(results["metrics"])
     assert results["config"]["batch_size"] == 4
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 6  # max_samples applies to each dataset, as in LLaMA-Factory
