@@ -179,7 +179,7 @@ def merge_adapter(source: Source) -> Any:
 
 
 def save_hf_folder(model: Any, tokenizer: Any, out: Path, *, export_size: float, dtype: Any) -> None:
-    """Write sharded safetensors, config, generation config, tokenizer and chat template to `out`."""
+    """Cast `model` to `dtype` in place, then write sharded safetensors, configs, tokenizer and chat template."""
     model.to(dtype)
     # transformers counts a GB as 1e9 bytes, as LLaMA-Factory's f"{export_size}GB" does.
     model.save_pretrained(out, max_shard_size=max(int(export_size * 1e9), 1))

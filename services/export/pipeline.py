@@ -6,6 +6,7 @@ failed export leaves nothing behind.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from shared.schemas.export import (
     ExportConfig,
     ExportFormat,
     ExportManifest,
+    QuantizationMethod,
     QuantizationReport,
     VerificationCheck,
 )
@@ -187,7 +189,7 @@ def _write_quantized(run: _Run) -> None:
     run.checks.append(
         VerificationCheck(
             name="quantized_reload_generate",
-            passed=short == 0 and ppl_after == ppl_after,  # NaN never equals itself
+            passed=short == 0 and math.isfinite(ppl_after),
             value=float(short),
             tolerance=0.0,
             detail=f"reloaded quantized model: prompts that failed to generate {config.verify_max_new_tokens} tokens",
@@ -204,7 +206,7 @@ def _write_quantized(run: _Run) -> None:
         calibration_tokens=tokens,
         reload=RELOAD_HINTS[method],
     )
-    if method.value == "quanto":
+    if method is QuantizationMethod.QUANTO:
         run.messages.append("optimum-quanto writes its own shards: export_size does not apply to quantized weights")
 
 

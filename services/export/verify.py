@@ -38,7 +38,7 @@ def logits_of(model: Any) -> Callable[[Any], Any]:
 
     def run(ids: Any) -> Any:
         with torch.no_grad():
-            return model(input_ids=ids).logits.float()
+            return model(input_ids=ids.to(model.device)).logits.float().cpu()
 
     return run
 
@@ -58,6 +58,7 @@ def greedy_tokens(model: Any, inputs: list[Any], max_new_tokens: int) -> list[li
     out = []
     with torch.no_grad():
         for ids in inputs:
+            ids = ids.to(model.device)
             seq = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
             out.append(seq[0, ids.shape[1] :].tolist())
     return out
@@ -99,7 +100,7 @@ def perplexity(model: Any, tokenizer: Any, texts: list[str]) -> tuple[float, int
     total_nll, total_tokens = 0.0, 0
     with torch.no_grad():
         for text in texts:
-            ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+            ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
             if ids.shape[1] < 2:
                 continue
             n = ids.shape[1] - 1  # the loss averages over the shifted targets
