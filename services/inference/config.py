@@ -22,6 +22,9 @@ class ServeConfig(BaseModel):
     batch_wait_ms: float = Field(
         default=3.0, ge=0, description="How long the first waiting request holds the batch open for company."
     )
+    stream_interval_ms: float = Field(
+        default=20.0, ge=0, description="Streamed text is sent at most this often per batch (first and last at once)."
+    )
     adapter_cache: int = Field(default=8, ge=1, description="Most adapters and exported models kept loaded (LRU).")
     max_input_tokens: int = Field(default=2048, ge=1, description="Longest prompt accepted, in tokens.")
     max_output_tokens: int = Field(default=1024, ge=1, description="Largest `max_tokens` accepted.")
