@@ -43,9 +43,14 @@ def logits_of(model: Any) -> Callable[[Any], Any]:
     return run
 
 
+def max_abs_diff(expected: list[Any], got: list[Any]) -> float:
+    """Largest absolute difference between two lists of logits, over all inputs and positions."""
+    return max(float((want - have).abs().max()) for want, have in zip(expected, got, strict=True))
+
+
 def max_logit_diff(expected: list[Any], candidate: Callable[[Any], Any], inputs: list[Any]) -> float:
-    """Largest absolute difference between `expected` logits and `candidate`'s, over all inputs and positions."""
-    return max(float((want - candidate(ids)).abs().max()) for want, ids in zip(expected, inputs, strict=True))
+    """Largest absolute difference between `expected` logits and `candidate`'s on the same inputs."""
+    return max_abs_diff(expected, [candidate(ids) for ids in inputs])
 
 
 def greedy_tokens(model: Any, inputs: list[Any], max_new_tokens: int) -> list[list[int]]:
