@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shared.db.jobs import is_cancel_requested
+from shared.events import emit
 from shared.schemas import TaskResult
 from shared.schemas.evaluation import EvalConfig
 from shared.storage import ObjectStore, get_bytes, user_prefix
@@ -26,6 +28,16 @@ def _questions(store: ObjectStore, user_id: str, key: str | None, field: str) ->
     return parse_questions(_read_owned(store, user_id, key, field), key)
 
 
+class EvaluationCancelled(RuntimeError):
+    """Someone asked the job to stop; raised between phases."""
+
+
+def _report_phase(job_id: str, message: str) -> None:
+    emit(job_id, message)
+    if is_cancel_requested(job_id):
+        raise EvaluationCancelled(f"evaluation {job_id} cancelled after: {message}")
+
+
 def run_evaluation_job(store: ObjectStore, *, user_id: str, job_id: str, config: EvalConfig) -> TaskResult:
     """Evaluate `config`'s model on its object-key inputs; results go to `users/{user}/jobs/{job_id}/`."""
     parts = [parse_records(_read_owned(store, user_id, key, "eval_dataset"), key) for key in config.eval_dataset]
@@ -38,6 +50,7 @@ def run_evaluation_job(store: ObjectStore, *, user_id: str, job_id: str, config:
         job_id=job_id,
         mc_questions=_questions(store, user_id, config.mc_dataset, "mc_dataset") or [],
         mc_dev=_questions(store, user_id, config.mc_dev_dataset, "mc_dev_dataset"),
+        on_phase=lambda message: _report_phase(job_id, message),
     )
     keys = store_outcome(store, user_id=user_id, job_id=job_id, outcome=outcome)
     return TaskResult(job_id=job_id, status="succeeded", outputs=keys, metrics=outcome.results.metrics)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shared.modelkit import load_model, load_tokenizer, resolve_model_source
+from shared.modelkit import load_model, load_tokenizer, pick_device, resolve_model_source
 from shared.storage import ObjectKind, object_key
 
 FT_PREFIX = "ft:"
@@ -37,5 +37,6 @@ def load_for_evaluation(model_name_or_path: str, adapter_name_or_path: str | Non
     tokenizer = load_tokenizer(tokenizer_source)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # batching needs a pad id; it is always masked out
+    model.to(pick_device())
     model.eval()
     return model, tokenizer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,8 +92,13 @@ def evaluate(
     job_id: str,
     mc_questions: Sequence[Question] = (),
     mc_dev: Sequence[Question] | None = None,
+    on_phase: Callable[[str], None] = lambda message: None,
 ) -> EvalOutcome:
-    """Run every metric in `config` and return the results (nothing is written here)."""
+    """Run every metric in `config` and return the results (nothing is written here).
+
+    `on_phase` is called after each phase with a progress line; the worker uses it to report progress
+    and to stop a cancelled job between phases (by raising).
+    """
     timings: dict[str, float] = {}
     aggregate: dict[str, float] = {}
     samples = [
@@ -109,11 +114,13 @@ def evaluate(
         ):
             sample.prediction, sample.output_tokens, sample.truncated = output.text, output.tokens, output.truncated
         timings["generation_s"] = time.perf_counter() - started
+        on_phase(f"generated {len(samples)} outputs in {timings['generation_s']:.1f}s")
         _score_text(config, samples, aggregate)
     if BuiltinMetric.PERPLEXITY in config.metrics:
         started = time.perf_counter()
         aggregate.update(_score_perplexity(config, model, tokenizer, eval_set, samples))
         timings["perplexity_s"] = time.perf_counter() - started
+        on_phase(f"perplexity {aggregate['perplexity']:.3f} in {timings['perplexity_s']:.1f}s")
     mc_records: list[dict[str, Any]] = []
     if BuiltinMetric.MC_ACCURACY in config.metrics:
         started = time.perf_counter()
@@ -135,6 +142,7 @@ def evaluate(
             for i, (q, p, lp) in enumerate(zip(mc_questions, mc.predictions, mc.option_logprobs, strict=True))
         ]
         timings["multiple_choice_s"] = time.perf_counter() - started
+        on_phase(f"multiple-choice accuracy {mc.accuracy:.3f} on {len(mc_questions)} questions")
     results = EvalResults(
         job_id=job_id,
         model=config.label,

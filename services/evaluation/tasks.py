@@ -13,7 +13,7 @@ from shared.schemas import JobStatus, TaskPayload
 from shared.schemas.evaluation import EvalConfig
 from shared.storage import get_store
 
-from .job import run_evaluation_job
+from .job import EvaluationCancelled, run_evaluation_job
 
 
 @shared_task(name=TaskName.EVALUATION_PING)
@@ -30,6 +30,9 @@ def run(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         config = EvalConfig.model_validate(task.config)
         result = run_evaluation_job(get_store(), user_id=task.user_id, job_id=task.job_id, config=config)
+    except EvaluationCancelled as exc:
+        emit_status(task.job_id, JobStatus.CANCELLED, str(exc))
+        return {"job_id": task.job_id, "status": JobStatus.CANCELLED.value}
     except ValidationError as exc:
         error = exc.errors()[0]
         param = ".".join(str(p) for p in error["loc"]) or None

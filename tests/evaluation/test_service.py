@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from services.evaluation.comparison import COMPARISON, compare_jobs
@@ -111,8 +112,6 @@ def test_finetune_improvement_shows_in_stored_comparison(embedded: Path, tiny_mo
 
 
 def test_failed_run_marks_the_job_failed(embedded: Path, tiny_model_dir: Path) -> None:
-    import pytest
-
     other = object_key("mallory", ObjectKind.DATASETS, "secret", "records.jsonl")
     put_bytes(get_store(), other, _records(HELD_OUT[:1]))
     config = {"model_name_or_path": str(tiny_model_dir), "eval_dataset": [other], "metrics": ["bleu"]}
@@ -123,3 +122,26 @@ def test_failed_run_marks_the_job_failed(embedded: Path, tiny_model_dir: Path) -
     with session_scope() as session:
         job = session.query(Job).one()
         assert job.status == JobStatus.FAILED and job.error["code"] == "evaluation_failed"
+
+
+def test_cancel_request_stops_the_job_between_phases(embedded: Path, tiny_model_dir: Path) -> None:
+    from shared.db import JobEvent, session_scope
+    from shared.db.jobs import create_job, ensure_user, request_cancel
+    from shared.storage import ObjectNotFoundError
+
+    key = object_key(USER, ObjectKind.DATASETS, "tiny", "records.jsonl")
+    put_bytes(get_store(), key, _records(HELD_OUT[:2]))
+    config = {"model_name_or_path": str(tiny_model_dir), "eval_dataset": [key], "metrics": ["bleu", "perplexity"]}
+    config |= {"max_new_tokens": 2}
+    with session_scope() as session:
+        ensure_user(session, USER)
+        job_id = create_job(session, user_id=USER, kind=JobKind.EVALUATION, config=config).id
+    request_cancel(job_id)
+    result = send_task(TaskName.EVALUATION_RUN, TaskPayload(job_id=job_id, user_id=USER, config=config)).get()
+    assert result["status"] == JobStatus.CANCELLED == _job_status(job_id)
+    with session_scope() as session:
+        messages = [e.message for e in session.query(JobEvent).filter_by(job_id=job_id)]
+    assert any(m.startswith("generated 2 outputs") for m in messages)
+    assert not any(m.startswith("perplexity") for m in messages)  # stopped before the next phase
+    with pytest.raises(ObjectNotFoundError):  # a cancelled job publishes no results
+        get_bytes(get_store(), object_key(USER, ObjectKind.JOBS, job_id, RESULTS))
