@@ -94,7 +94,7 @@ def eval_command(
             TaskName.EVALUATION_RUN,
             TaskPayload(job_id=job_id, user_id=LOCAL_USER, config=task_config.model_dump(mode="json")),
         ).get()
-    except (ValueError, KeyError, FileNotFoundError, PermissionError) as exc:
+    except (ValueError, KeyError, OSError) as exc:  # bad data, names or paths: a message, not a traceback
         typer.echo(f"evaluation {job_id} failed: {exc}", err=True)
         raise typer.Exit(1) from exc
     out = Path(eval_config.output_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.db.jobs import is_cancel_requested
 from shared.events import emit
-from shared.schemas import TaskResult
+from shared.schemas import JobStatus, TaskResult
 from shared.schemas.evaluation import EvalConfig
 from shared.storage import ObjectStore, get_bytes, user_prefix
 
@@ -53,4 +53,4 @@ def run_evaluation_job(store: ObjectStore, *, user_id: str, job_id: str, config:
         on_phase=lambda message: _report_phase(job_id, message),
     )
     keys = store_outcome(store, user_id=user_id, job_id=job_id, outcome=outcome)
-    return TaskResult(job_id=job_id, status="succeeded", outputs=keys, metrics=outcome.results.metrics)
+    return TaskResult(job_id=job_id, status=JobStatus.SUCCEEDED.value, outputs=keys, metrics=outcome.results.metrics)

@@ -106,7 +106,9 @@ def evaluate(
         for i, s in enumerate(eval_set.samples)
     ]
     wants_generation = any(m not in BUILTIN or m in GENERATION_METRICS for m in config.metrics)
-    if wants_generation and samples:
+    if wants_generation and not samples:
+        raise ValueError("eval_dataset holds no conversations; generation metrics need prompts with reference replies")
+    if wants_generation:
         started = time.perf_counter()
         prompts = [render_prompt(tokenizer, s.messages, config.template) for s in eval_set.samples]
         for sample, output in zip(
@@ -148,7 +150,7 @@ def evaluate(
         model=config.label,
         metrics=aggregate,
         num_samples=len(samples),
-        analysis=analyse(samples) if wants_generation and samples else None,
+        analysis=analyse(samples) if wants_generation else None,
         timings=timings,
         config=config.model_dump(mode="json"),
     )

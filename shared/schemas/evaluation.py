@@ -6,7 +6,7 @@ import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class BuiltinMetric(StrEnum):
@@ -48,7 +48,7 @@ def _split_list(value: Any) -> Any:
 class EvalConfig(BaseModel):
     """One evaluation run. Keys follow LLaMA-Factory's names where one exists."""
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must fail, not be silently ignored
 
     model_name_or_path: str = Field(description="Base model: local folder, hub id, `store://` prefix or `ft:` name.")
     adapter_name_or_path: str | None = Field(
