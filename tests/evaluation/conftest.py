@@ -26,6 +26,20 @@ def tiny(tiny_model_dir: Path) -> tuple[Any, Any]:
     return load_for_evaluation(str(tiny_model_dir))
 
 
+@pytest.fixture(scope="session")
+def tiny_llama(tiny_llama_dir: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) of the tiny Llama, in eval mode."""
+    from services.evaluation.loading import load_for_evaluation
+
+    return load_for_evaluation(str(tiny_llama_dir))
+
+
+@pytest.fixture(params=["tiny", "tiny_llama"])
+def each_arch(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    """Both tiny architectures: batching, padding and logits_to_keep must hold for each."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture
 def conversations() -> list[tuple[list[dict[str, str]], str]]:
     """(prompt turns, reference) pairs of different lengths, one multi-turn and one with a system prompt."""

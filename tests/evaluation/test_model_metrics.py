@@ -28,8 +28,8 @@ def _logprobs(model: Any, ids: list[int]) -> torch.Tensor:
     return torch.log_softmax(logits[:-1], -1).gather(-1, torch.tensor(ids[1:]).unsqueeze(-1)).squeeze(-1)
 
 
-def test_response_perplexity_equals_direct_computation(tiny: tuple[Any, Any], conversations: list) -> None:
-    model, tok = tiny
+def test_response_perplexity_equals_direct_computation(each_arch: tuple[Any, Any], conversations: list) -> None:
+    model, tok = each_arch
     nll, count = 0.0, 0
     for messages, reference in conversations:
         prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -137,8 +137,8 @@ def _one_at_a_time(model: Any, tok: Any, prompt: str, max_new_tokens: int) -> st
     return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
 
-def test_batched_generation_equals_one_at_a_time(tiny: tuple[Any, Any], conversations: list) -> None:
-    model, tok = tiny
+def test_batched_generation_equals_one_at_a_time(each_arch: tuple[Any, Any], conversations: list) -> None:
+    model, tok = each_arch
     prompts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m, _ in conversations]
     got = generate(model, tok, prompts, GenerationSettings(max_new_tokens=12, batch_size=3))
     assert [g.text for g in got] == [_one_at_a_time(model, tok, p, 12) for p in prompts]
