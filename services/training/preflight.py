@@ -61,7 +61,7 @@ def estimate_bytes(shape: ModelShape, config: TrainJobConfig, row_tokens: int) -
     if config.quantization_bit:
         weights = shape.linear_params * config.quantization_bit // 8 + (shape.params - shape.linear_params) * 4
     else:
-        weights = shape.params * 4
+        weights = shape.params * (2 if config.bf16 and config.finetuning_type not in ("full", "freeze") else 4)
     trainable = {
         "full": shape.params,
         "freeze": shape.params * abs(config.freeze_trainable_layers) // max(shape.layers, 1),

@@ -48,41 +48,33 @@ def task_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_prepared_dataset(
-    *, user_id: str, job_id: str, model_dir: Path, records: list[dict], stage: str = "sft"
-) -> None:
-    """Store Parquet splits and the job's manifest exactly as the data service's contract describes."""
-    import io
+    *, user_id: str, job_id: str, model_dir: Path, records: list[dict], stage: str = "sft", **prepare: Any
+) -> dict[str, Any]:
+    """Run the data service's `data.prepare` for `job_id` on `records`, as the CLI's chain does; return the manifest."""
+    import tempfile
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from transformers import AutoTokenizer
+    from services.data.sources import upload_dataset_folder
+    from shared.queue import TaskName, send_task
+    from shared.storage import get_store
 
-    from shared.storage import ObjectKind, get_store, object_key, put_bytes
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    rows = {"input_ids": [], "labels": []}
-    for rec in records:
-        if stage == "pt":
-            ids = tok(rec["text"])["input_ids"] + [tok.eos_token_id]
-            labels = list(ids)
-        else:
-            prompt = tok.apply_chat_template(rec["messages"][:-1], add_generation_prompt=True, tokenize=False)
-            full = tok.apply_chat_template(rec["messages"], tokenize=False)
-            p_ids = tok(prompt)["input_ids"]
-            ids = tok(full)["input_ids"]
-            labels = [-100] * len(p_ids) + ids[len(p_ids) :]
-        rows["input_ids"].append(ids)
-        rows["labels"].append(labels)
-    table = pa.table({k: pa.array(v, type=pa.list_(pa.int32())) for k, v in rows.items()})
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    store = get_store()
-    key = object_key(user_id, ObjectKind.DATASETS, "fixture", "train.parquet")
-    put_bytes(store, key, buf.getvalue())
-    manifest = {"dataset_id": "fixture", "splits": {"train": key}, "num_examples": {"train": len(records)}}
-    put_bytes(
-        store, object_key(user_id, ObjectKind.JOBS, job_id, "dataset/manifest.json"), json.dumps(manifest).encode()
+    folder = Path(tempfile.mkdtemp(prefix="tuneflow-task-"))
+    with (folder / "task.jsonl").open("w") as fh:
+        fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    layout = (
+        {"formatting": "openai", "columns": {"messages": "messages"}}
+        if stage == "sft"
+        else {"columns": {"prompt": "text"}}
     )
+    (folder / "dataset_info.json").write_text(json.dumps({"task": {"file_name": "task.jsonl", **layout}}))
+    config = {
+        "model_name_or_path": str(model_dir),
+        "stage": stage,
+        "dataset": "task",
+        "dataset_dir": upload_dataset_folder(get_store(), user_id, folder),
+        "cleaning": {"dedup": "none"},
+        **prepare,
+    }
+    return send_task(TaskName.DATA_PREPARE, {"job_id": job_id, "user_id": user_id, "config": config}).get()
 
 
 def create_training_job(config: dict[str, Any], user_id: str = "local") -> str:
@@ -103,3 +95,45 @@ def job_row(job_id: str) -> dict[str, Any]:
     with session_scope() as session:
         job = session.get(Job, job_id)
         return {c.name: getattr(job, c.name) for c in Job.__table__.columns}
+
+
+def run_training(
+    model_dir: Path, records: list[dict], prepare: dict[str, Any] | None = None, **overrides: Any
+) -> tuple[str, dict[str, Any]]:
+    """Prepare `records` for a new job and run `training.run` through the queue; return (job id, result)."""
+    from shared.queue import TaskName, send_task
+
+    config = {"model_name_or_path": str(model_dir), **overrides}
+    job_id = create_training_job(config)
+    write_prepared_dataset(user_id="local", job_id=job_id, model_dir=model_dir, records=records, **(prepare or {}))
+    result = send_task(TaskName.TRAINING_RUN, {"job_id": job_id, "user_id": "local", "config": config}).get()
+    return job_id, result
+
+
+def answer_nll(model, tokenizer, records: list[dict]) -> float:  # type: ignore[no-untyped-def]
+    """Mean negative log-likelihood per answer token of `records`' assistant turns (teacher-forced)."""
+    import torch
+
+    total, count = 0.0, 0
+    model.eval()
+    for rec in records:
+        prompt = tokenizer.apply_chat_template(rec["messages"][:-1], add_generation_prompt=True, tokenize=False)
+        full = tokenizer.apply_chat_template(rec["messages"], tokenize=False)
+        p_len = len(tokenizer(prompt)["input_ids"])
+        ids = torch.tensor([tokenizer(full)["input_ids"]])
+        labels = ids.clone()
+        labels[:, :p_len] = -100
+        with torch.no_grad():
+            loss = model(input_ids=ids, labels=labels).loss
+        n = int((labels[:, 1:] != -100).sum())
+        total += float(loss) * n
+        count += n
+    return total / count
+
+
+def read_trainer_log(job_id: str, user_id: str = "local") -> list[dict[str, Any]]:
+    """The job's stored trainer_log.jsonl, training lines only."""
+    from shared.storage import ObjectKind, get_bytes, get_store, object_key
+
+    raw = get_bytes(get_store(), object_key(user_id, ObjectKind.JOBS, job_id, "logs/trainer_log.jsonl")).decode()
+    return [r for r in map(json.loads, raw.splitlines()) if "loss" in r]

@@ -6,11 +6,21 @@ from shared.schemas.training import TrainJobConfig
 
 
 def load_base(config: TrainJobConfig, source: str, **kwargs):  # type: ignore[no-untyped-def]
-    """Load `source` in fp32; mixed precision, when asked for, is autocast during training."""
-    import torch
+    """Load `source` for training, in the dtype `base_dtype` picks."""
     from transformers import AutoModelForCausalLM
 
-    # fp32 master weights: Trainer's bf16/fp16 flags autocast the forward pass, and optimizer states stay exact.
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=kwargs.pop("dtype", torch.float32), **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=base_dtype(config), **kwargs)
     model.config.use_cache = False  # the KV cache is useless in training and clashes with checkpointing
     return model
+
+
+def base_dtype(config: TrainJobConfig):  # type: ignore[no-untyped-def]
+    """bf16 for a frozen base under bf16 (half the memory; PEFT keeps adapters fp32), else fp32.
+
+    Weights that train stay fp32 master weights: the Trainer autocasts the forward pass for mixed precision,
+    and optimizer updates smaller than bf16's resolution are not lost.
+    """
+    import torch
+
+    frozen_base = config.finetuning_type not in ("full", "freeze")
+    return torch.bfloat16 if config.bf16 and frozen_base else torch.float32

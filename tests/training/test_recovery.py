@@ -1,0 +1,112 @@
+"""Crash recovery and cancel: a SIGKILLed worker's job resumes from its stored checkpoint with the same
+per-step losses as an uninterrupted run; a cancel request stops the job at the next step boundary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.training.conftest import (
+    WORDS,
+    create_training_job,
+    job_row,
+    read_trainer_log,
+    task_records,
+    write_prepared_dataset,
+)
+
+CONFIG = {
+    "finetuning_type": "lora",
+    "learning_rate": 0.02,
+    "per_device_train_batch_size": 4,
+    "max_steps": 20,
+    "save_steps": 4,
+    "logging_steps": 1,
+    "seed": 7,
+}
+WORKER = "from shared.queue import TaskName, send_task; import sys, json; send_task(TaskName.TRAINING_RUN, json.loads(sys.argv[1]))"
+
+
+def _submit(model_dir: Path) -> tuple[str, dict]:
+    config = {"model_name_or_path": str(model_dir), **CONFIG}
+    job_id = create_training_job(config)
+    write_prepared_dataset(user_id="local", job_id=job_id, model_dir=model_dir, records=task_records(WORDS))
+    return job_id, {"job_id": job_id, "user_id": "local", "config": config}
+
+
+def _stored_checkpoint_steps(job_id: str) -> list[int]:
+    from services.training.checkpoints import list_checkpoints
+    from shared.storage import ObjectKind, get_store, object_key
+
+    return [step for step, _ in list_checkpoints(get_store(), object_key("local", ObjectKind.JOBS, job_id))]
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_resumes_with_identical_losses(embedded: Path, task_model_dir: Path) -> None:
+    import json
+
+    from shared.queue import TaskName, send_task
+
+    reference_id, reference_payload = _submit(task_model_dir)
+    send_task(TaskName.TRAINING_RUN, reference_payload).get()
+    reference = {r["step"]: r["loss"] for r in read_trainer_log(reference_id)}
+
+    job_id, payload = _submit(task_model_dir)
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(payload)], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any(step >= 8 for step in _stored_checkpoint_steps(job_id)):
+        assert worker.poll() is None and time.monotonic() < deadline, "worker ended before its second checkpoint"
+        time.sleep(0.05)
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its training process, mid-job
+    worker.wait()
+    killed_at = max(_stored_checkpoint_steps(job_id))
+    assert killed_at < CONFIG["max_steps"] and job_row(job_id)["status"] == "running"
+
+    send_task(TaskName.TRAINING_RUN, payload).get()  # the redelivered task
+
+    row = job_row(job_id)
+    assert row["status"] == "succeeded" and row["attempts"] == 2
+    assert row["result"]["metrics"]["global_step"] == CONFIG["max_steps"]
+    resumed = {r["step"]: r["loss"] for r in read_trainer_log(job_id)}
+    assert sorted(resumed) == list(range(1, CONFIG["max_steps"] + 1))  # no step lost or logged twice
+    for step in range(killed_at + 1, CONFIG["max_steps"] + 1):
+        assert resumed[step] == pytest.approx(reference[step], abs=1e-4), f"step {step}"
+
+
+def test_cancel_stops_at_the_next_step_boundary(embedded: Path, task_model_dir: Path) -> None:
+    from shared.db.jobs import request_cancel
+    from shared.queue import TaskName, send_task
+    from shared.storage import ObjectKind, get_store, object_key
+
+    job_id, payload = _submit(task_model_dir)
+    payload["config"]["max_steps"] = 1000
+    runner = threading.Thread(target=lambda: send_task(TaskName.TRAINING_RUN, payload).get())
+    runner.start()
+    local_log = embedded / "training" / job_id / "logs" / "trainer_log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (local_log.exists() and len(local_log.read_text().splitlines()) >= 3):
+        assert runner.is_alive() and time.monotonic() < deadline
+        time.sleep(0.05)
+    lines = local_log.read_text().splitlines()
+    requested = time.monotonic()
+    assert request_cancel(job_id)
+    runner.join(60)
+    stopped = time.monotonic() - requested
+
+    import json
+
+    steps = [json.loads(x)["step"] for x in lines]
+    step_s = max(float(json.loads(lines[-1])["eta_s"]) / (1000 - steps[-1]), 0.01)
+    assert stopped < step_s + 5.0, f"stopped {stopped:.1f}s after the request (step time {step_s:.2f}s)"
+    row = job_row(job_id)
+    assert row["status"] == "cancelled"
+    prefix = object_key("local", ObjectKind.JOBS, job_id)
+    assert not list(get_store().list(prefix + "final/"))  # nothing partial published
+    assert not (embedded / "training" / job_id / "final").exists()
