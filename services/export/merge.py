@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,8 +180,21 @@ def merge_adapter(source: Source) -> Any:
 
 
 def save_hf_folder(model: Any, tokenizer: Any, out: Path, *, export_size: float, dtype: Any) -> None:
-    """Cast `model` to `dtype` in place, then write sharded safetensors, configs, tokenizer and chat template."""
-    model.to(dtype)
+    """Write sharded safetensors in `dtype`, configs, tokenizer and chat template; `model` itself is not cast.
+
+    Casting the model in place would also cast buffers such as rotary frequencies, which transformers
+    keeps in float32 when it loads a half-precision checkpoint; only the saved tensors are cast.
+    """
+    cast: dict[int, Any] = {}  # by storage, so tied weights stay one tensor
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() not in cast:
+            cast[tensor.data_ptr()] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+        state[name] = cast[tensor.data_ptr()]
     # transformers counts a GB as 1e9 bytes, as LLaMA-Factory's f"{export_size}GB" does.
-    model.save_pretrained(out, max_shard_size=max(int(export_size * 1e9), 1))
+    model.save_pretrained(out, state_dict=state, max_shard_size=max(int(export_size * 1e9), 1))
+    # save_pretrained records the in-memory dtype; the files hold `dtype`.
+    config = copy.deepcopy(model.config)
+    config.dtype = str(dtype).removeprefix("torch.")
+    config.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -110,3 +110,21 @@ def test_prefix_tuning_refuses_formats_that_need_merged_weights(prefix_adapter: 
     with pytest.raises(ExportError, match=f"prefix_tuning adapters cannot be merged.*export_format={fmt}"):
         export_to_dir(ExportConfig(adapter_name_or_path=str(prefix_adapter), export_format=fmt), tmp_path / "x")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_half_precision_base_keeps_its_dtype(tiny_model_dir: Path, lora_adapter: Path, tmp_path: Path) -> None:
+    """The merge runs in float32; the export is written in the base's bfloat16 and reloads bit for bit."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(base)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(base)
+    out = tmp_path / "merged"
+    config = ExportConfig(model_name_or_path=str(base), adapter_name_or_path=str(lora_adapter), verify_max_new_tokens=2)
+    manifest = export_to_dir(config, out)
+
+    assert manifest.dtype == "bfloat16" and json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+    with safe_open(out / "model.safetensors", "pt") as fh:
+        assert {fh.get_tensor(k).dtype for k in list(fh.keys())} == {torch.bfloat16}
+    checks = {c.name: c for c in manifest.verification}
+    assert checks["merge_logits"].value <= 1e-4 and checks["merged_reload_weights"].value == 0.0
