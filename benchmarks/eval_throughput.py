@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from services.evaluation.dataset import EvalSample
 from services.evaluation.generation import GenerationSettings, generate
 from services.evaluation.loading import load_for_evaluation
 from services.evaluation.metrics.perplexity import perplexity, response_sequences
@@ -27,17 +28,14 @@ from services.evaluation.prompts import render_prompt
 REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llamafactory-demo" / "alpaca_en_demo.json"
 
 
-def load_exchanges(n: int) -> list[tuple[list[dict[str, str]], str]]:
-    """(prompt turns, reference) pairs from LLaMA-Factory's alpaca demo, or seeded synthetic ones without it."""
+def load_samples(n: int) -> list[EvalSample]:
+    """Prompts and references from LLaMA-Factory's alpaca demo, or seeded synthetic ones without it."""
     if REFERENCE_DATA.is_file():
         rows = json.loads(REFERENCE_DATA.read_text())[:n]
-        return [
-            ([{"role": "user", "content": (r["instruction"] + "\n" + r["input"]).strip()}], r["output"]) for r in rows
-        ]
-    return [
-        ([{"role": "user", "content": f"Question {i}: " + "why " * (i % 17)}], "Because. " * (i % 9 + 1))
-        for i in range(n)
-    ]
+        pairs = [((r["instruction"] + "\n" + r["input"]).strip(), r["output"]) for r in rows]
+    else:
+        pairs = [(f"Question {i}: " + "why " * (i % 17), "Because. " * (i % 9 + 1)) for i in range(n)]
+    return [EvalSample([{"role": "user", "content": q}], {"role": "assistant", "content": a}) for q, a in pairs]
 
 
 def plain_generation(model: Any, tok: Any, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -92,8 +90,8 @@ def main() -> None:
 
             model_dir = str(build_tiny_model(TinyModelSpec(), Path(tmp) / "tiny"))
         model, tok = load_for_evaluation(model_dir)
-        exchanges = load_exchanges(args.samples)
-        prompts = [render_prompt(tok, messages, None) for messages, _ in exchanges]
+        samples = load_samples(args.samples)
+        prompts = [render_prompt(tok, s.messages, None) for s in samples]
         settings = GenerationSettings(
             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, cutoff_len=args.cutoff_len
         )
@@ -103,7 +101,7 @@ def main() -> None:
         plain, plain_s = timed(plain_generation, model, tok, prompts, args.max_new_tokens, repeats=1)
         same = sum(o.text == p for o, p in zip(ours, plain, strict=True))
 
-        sequences = response_sequences(tok, exchanges, None)
+        sequences = response_sequences(tok, samples, None)
         window = {"window": args.cutoff_len, "stride": args.cutoff_len // 2, "pad_id": tok.pad_token_id}
         everything, everything_s = timed(perplexity, model, sequences, batch_size=args.batch_size, **window)
         short = [s for s in sequences if len(s.input_ids) <= args.cutoff_len]  # the plain loop has no windowing

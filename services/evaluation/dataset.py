@@ -8,15 +8,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.schemas.records import ConversationRecord, TextRecord
+from shared.schemas.records import ConversationRecord, Message, TextRecord
 
 
 @dataclass
 class EvalSample:
-    """A prompt (every turn before the last assistant turn) and its reference response."""
+    """A prompt (every turn before the last assistant turn), the reference reply and the tools offered.
+
+    Turns are in OpenAI's shape (tool calls as `{"type": "function", "function": {...}}`), which chat
+    templates of every model family accept.
+    """
 
     messages: list[dict[str, Any]]
-    reference: str
+    response: dict[str, Any]
+    tools: list[dict[str, Any]] | None = None
 
     @property
     def prompt(self) -> str:
@@ -32,12 +37,19 @@ class EvalSet:
     texts: list[str] = field(default_factory=list)
 
 
+def _turn(message: Message) -> dict[str, Any]:
+    turn: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        turn["tool_calls"] = [{"type": "function", "function": call.model_dump()} for call in message.tool_calls]
+    return turn
+
+
 def _sample(record: ConversationRecord, where: str) -> EvalSample:
-    turns = [m.model_dump(exclude_none=True) for m in record.messages]
+    turns = [_turn(m) for m in record.messages]
     last = max((i for i, m in enumerate(turns) if m["role"] == "assistant"), default=None)
     if last is None or last == 0:
         raise ValueError(f"{where}: a conversation needs a prompt and an assistant reply to evaluate")
-    return EvalSample(turns[:last], turns[last]["content"])
+    return EvalSample(turns[:last], turns[last], record.tools)
 
 
 def parse_records(data: bytes, where: str) -> EvalSet:

@@ -16,7 +16,7 @@ from .metrics import TEXT_METRICS, detect_language
 from .metrics.custom import run_custom_metric
 from .metrics.multiple_choice import Question, score_multiple_choice
 from .metrics.perplexity import perplexity, response_sequences, text_sequences
-from .prompts import render_prompt
+from .prompts import reference_text, render_prompt
 
 BUILTIN = {m.value for m in BuiltinMetric}
 
@@ -65,8 +65,8 @@ def _score_text(config: EvalConfig, samples: list[SampleResult], aggregate: dict
 def _score_perplexity(
     config: EvalConfig, model: Any, tokenizer: Any, eval_set: EvalSet, samples: list[SampleResult]
 ) -> dict[str, float]:
-    exchanges = [(s.messages, s.reference) for s in eval_set.samples]
-    sequences = response_sequences(tokenizer, exchanges, config.template) + text_sequences(tokenizer, eval_set.texts)
+    sequences = response_sequences(tokenizer, eval_set.samples, config.template)
+    sequences += text_sequences(tokenizer, eval_set.texts)
     stride = config.ppl_stride or config.cutoff_len // 2
     result = perplexity(
         model,
@@ -102,7 +102,13 @@ def evaluate(
     timings: dict[str, float] = {}
     aggregate: dict[str, float] = {}
     samples = [
-        SampleResult(index=i, prompt=s.prompt, messages=s.messages, reference=s.reference, prediction="")
+        SampleResult(
+            index=i,
+            prompt=s.prompt,
+            messages=s.messages,
+            reference=reference_text(tokenizer, s.messages, s.response, config.template, s.tools),
+            prediction="",
+        )
         for i, s in enumerate(eval_set.samples)
     ]
     wants_generation = any(m not in BUILTIN or m in GENERATION_METRICS for m in config.metrics)
@@ -110,7 +116,7 @@ def evaluate(
         raise ValueError("eval_dataset holds no conversations; generation metrics need prompts with reference replies")
     if wants_generation:
         started = time.perf_counter()
-        prompts = [render_prompt(tokenizer, s.messages, config.template) for s in eval_set.samples]
+        prompts = [render_prompt(tokenizer, s.messages, config.template, s.tools) for s in eval_set.samples]
         for sample, output in zip(
             samples, generate(model, tokenizer, prompts, generation_settings(config)), strict=True
         ):

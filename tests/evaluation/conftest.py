@@ -40,26 +40,31 @@ def each_arch(request: pytest.FixtureRequest) -> tuple[Any, Any]:
     return request.getfixturevalue(request.param)
 
 
+def _reply(content: str) -> dict[str, str]:
+    return {"role": "assistant", "content": content}
+
+
 @pytest.fixture
-def conversations() -> list[tuple[list[dict[str, str]], str]]:
-    """(prompt turns, reference) pairs of different lengths, one multi-turn and one with a system prompt."""
+def conversations() -> list[Any]:
+    """Samples of different lengths: one multi-turn, one with a system prompt, one Chinese."""
+    from services.evaluation.dataset import EvalSample
+
     return [
-        ([{"role": "user", "content": "What is the capital of France?"}], "Paris is the capital of France."),
-        ([{"role": "user", "content": "Hi"}], "Hello! How can I help you today?"),
-        (
-            [
-                {"role": "system", "content": "You answer briefly."},
-                {"role": "user", "content": "Name a colour."},
-            ],
-            "Blue.",
+        EvalSample(
+            [{"role": "user", "content": "What is the capital of France?"}], _reply("Paris is the capital of France.")
         ),
-        (
+        EvalSample([{"role": "user", "content": "Hi"}], _reply("Hello! How can I help you today?")),
+        EvalSample(
+            [{"role": "system", "content": "You answer briefly."}, {"role": "user", "content": "Name a colour."}],
+            _reply("Blue."),
+        ),
+        EvalSample(
             [
                 {"role": "user", "content": "Count to three."},
                 {"role": "assistant", "content": "One, two, three."},
                 {"role": "user", "content": "Now backwards, please, and slowly."},
             ],
-            "Three... two... one.",
+            _reply("Three... two... one."),
         ),
-        ([{"role": "user", "content": "用一句话介绍北京。"}], "北京是中国的首都。"),
+        EvalSample([{"role": "user", "content": "用一句话介绍北京。"}], _reply("北京是中国的首都。")),
     ]

@@ -31,9 +31,9 @@ def _logprobs(model: Any, ids: list[int]) -> torch.Tensor:
 def test_response_perplexity_equals_direct_computation(each_arch: tuple[Any, Any], conversations: list) -> None:
     model, tok = each_arch
     nll, count = 0.0, 0
-    for messages, reference in conversations:
-        prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        full = tok.apply_chat_template([*messages, {"role": "assistant", "content": reference}], tokenize=False)
+    for sample in conversations:
+        prompt = tok.apply_chat_template(sample.messages, tokenize=False, add_generation_prompt=True)
+        full = tok.apply_chat_template([*sample.messages, sample.response], tokenize=False)
         prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
         ids = prompt_ids + tok(full[len(prompt) :], add_special_tokens=False)["input_ids"]
         response_logprobs = _logprobs(model, ids)[len(prompt_ids) - 1 :]
@@ -139,7 +139,7 @@ def _one_at_a_time(model: Any, tok: Any, prompt: str, max_new_tokens: int) -> st
 
 def test_batched_generation_equals_one_at_a_time(each_arch: tuple[Any, Any], conversations: list) -> None:
     model, tok = each_arch
-    prompts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m, _ in conversations]
+    prompts = [tok.apply_chat_template(s.messages, tokenize=False, add_generation_prompt=True) for s in conversations]
     got = generate(model, tok, prompts, GenerationSettings(max_new_tokens=12, batch_size=3))
     assert [g.text for g in got] == [_one_at_a_time(model, tok, p, 12) for p in prompts]
     assert all(g.tokens <= 12 for g in got)

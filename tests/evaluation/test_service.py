@@ -38,7 +38,10 @@ def _finetune_lora(model_dir: Path, out: Path) -> None:
     examples = []
     for question in TRAIN:
         prompt_ids, answer_ids = encode_exchange(
-            tok, *render_exchange(tok, [{"role": "user", "content": question}], ANSWER, None)
+            tok,
+            *render_exchange(
+                tok, [{"role": "user", "content": question}], {"role": "assistant", "content": ANSWER}, None
+            ),
         )
         examples.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
     torch.manual_seed(0)

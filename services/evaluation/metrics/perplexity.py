@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..dataset import EvalSample
 from ..prompts import encode_exchange, render_exchange
 from ._loglik import IGNORE, ScoredSpan, sum_logprobs
 
@@ -34,13 +35,12 @@ class PerplexityResult:
     per_sample: list[float | None]  # per-sample perplexity; None where nothing was scored
 
 
-def response_sequences(
-    tokenizer: Any, exchanges: Sequence[tuple[list[dict[str, Any]], str]], template: str | None
-) -> list[TokenSequence]:
-    """One sequence per (prompt messages, reference response); only response tokens are scored."""
+def response_sequences(tokenizer: Any, samples: Sequence[EvalSample], template: str | None) -> list[TokenSequence]:
+    """One sequence per conversation; only the reference reply's tokens are scored."""
     sequences = []
-    for messages, response in exchanges:
-        prompt_ids, response_ids = encode_exchange(tokenizer, *render_exchange(tokenizer, messages, response, template))
+    for sample in samples:
+        texts = render_exchange(tokenizer, sample.messages, sample.response, template, sample.tools)
+        prompt_ids, response_ids = encode_exchange(tokenizer, *texts)
         sequences.append(
             TokenSequence(prompt_ids + response_ids, [False] * len(prompt_ids) + [True] * len(response_ids))
         )
