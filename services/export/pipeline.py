@@ -342,6 +342,16 @@ def export_to_dir(
     export_dir = Path(export_dir).expanduser().resolve()
     if export_dir.exists() and not export_dir.is_dir():
         raise ExportError(f"export_dir {str(export_dir)!r} is a file")
+    for name, source in (
+        ("model_name_or_path", config.model_name_or_path),
+        ("adapter_name_or_path", config.adapter_name_or_path),
+    ):
+        if (
+            source
+            and Path(source).expanduser().exists()
+            and Path(source).expanduser().resolve().is_relative_to(export_dir)
+        ):
+            raise ExportError(f"export_dir {str(export_dir)!r} would replace {name} {source!r}: choose another folder")
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     # Same parent, same filesystem: the final rename is atomic.
     scratch = Path(tempfile.mkdtemp(dir=export_dir.parent, prefix=f".{export_dir.name}.tmp-"))

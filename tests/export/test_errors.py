@@ -148,3 +148,10 @@ def test_failed_verification_publishes_nothing_and_keeps_the_previous_export(
         export_to_dir(ExportConfig(adapter_name_or_path=str(lora_adapter), verify_max_new_tokens=2), previous)
     assert [p.name for p in (tmp_path / "exports").iterdir()] == ["out"]
     assert [p.name for p in previous.iterdir()] == ["model.safetensors"]
+
+
+def test_export_dir_may_not_replace_its_own_source(tmp_path: Path, lora_adapter: Path) -> None:
+    adapter = _copy(lora_adapter, tmp_path / "adapter")
+    with pytest.raises(ExportError, match="export_dir .* would replace adapter_name_or_path"):
+        export_to_dir(ExportConfig(adapter_name_or_path=str(adapter)), tmp_path)
+    assert (adapter / "adapter_model.safetensors").is_file()
