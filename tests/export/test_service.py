@@ -121,6 +121,34 @@ def test_publish_to_s3_is_all_or_nothing_and_presigned(
         reset_process_state()
 
 
+@pytest.mark.slow
+def test_export_follows_real_training_in_a_chain(embedded: Path, tiny_model_dir: Path) -> None:
+    """data.prepare, then training.run and export.run chained: the export reads the job's final/ adapter."""
+    from shared.db import session_scope
+    from shared.db.jobs import create_job
+    from shared.queue import send_chain
+    from tests.training.conftest import WORDS, create_training_job, task_records, write_prepared_dataset
+
+    train_config = {"model_name_or_path": str(tiny_model_dir), "max_steps": 2, "per_device_train_batch_size": 4}
+    train_id = create_training_job(train_config, user_id=USER)
+    write_prepared_dataset(user_id=USER, job_id=train_id, model_dir=tiny_model_dir, records=task_records(WORDS))
+    export_config = {"source_job_id": train_id, "template": "qwen", "verify_max_new_tokens": 2}
+    with session_scope() as session:
+        export_id = create_job(session, user_id=USER, kind=JobKind.EXPORT, config=export_config).id
+    send_chain(
+        [
+            (TaskName.TRAINING_RUN, TaskPayload(job_id=train_id, user_id=USER, config=train_config)),
+            (TaskName.EXPORT_RUN, TaskPayload(job_id=export_id, user_id=USER, config=export_config)),
+        ]
+    )
+    assert _job(export_id)[0] == JobStatus.SUCCEEDED.value
+    manifest = ExportManifest.model_validate_json(
+        get_bytes(get_store(), export_prefix(USER, export_id) + "manifest.json")
+    )
+    assert manifest.source_job_id == train_id and manifest.method == "lora" and manifest.merged
+    assert manifest.base_model == str(tiny_model_dir)  # as the training job recorded it in adapter_config.json
+
+
 def test_cli_writes_export_and_manifest_into_export_dir(
     tiny_model_dir: Path, lora_adapter: Path, tmp_path: Path
 ) -> None:
