@@ -36,6 +36,11 @@ def load_export_config(path: Path | None, overrides: list[str] | None = None) ->
             raise ExportError(f"export config {str(path)!r} must be a mapping of keys to values")
         data = loaded or {}
     data.update(parse_overrides(overrides or []))
+    return parse_export_config(data)
+
+
+def parse_export_config(data: dict[str, Any]) -> ExportConfig:
+    """Validate a config mapping; the ExportError names each field at fault on one line."""
     try:
         return ExportConfig.model_validate(data)
     except ValidationError as exc:

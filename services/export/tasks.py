@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
-from pydantic import ValidationError
 
 from shared.events import answer_ping, emit, emit_status, worker_name
 from shared.queue import Queue, TaskName
 from shared.schemas import JobStatus, TaskPayload, TaskResult
-from shared.schemas.export import ExportConfig
 
+from .config import parse_export_config
 from .errors import ExportError
 from .manifest import MANIFEST_NAME
 from .publish import export_to_store
@@ -30,11 +29,11 @@ def run(payload: dict[str, Any]) -> dict[str, Any]:
     job_id = task.job_id
     emit_status(job_id, JobStatus.RUNNING, "export started", worker=worker_name())
     try:
-        config = ExportConfig.model_validate(task.config)
+        config = parse_export_config(task.config)
         prefix, manifest = export_to_store(
             config, user_id=task.user_id, export_id=job_id, progress=lambda message: emit(job_id, message)
         )
-    except (ExportError, ValidationError) as exc:
+    except ExportError as exc:
         # The user's problem, not the worker's: report it and do not retry.
         emit_status(job_id, JobStatus.FAILED, str(exc), error={"code": "export_failed", "message": str(exc)})
         return TaskResult(job_id=job_id, status=JobStatus.FAILED.value).model_dump()
