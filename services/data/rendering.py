@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from jinja2 import TemplateError
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from .converters import Record, RecordError
@@ -70,13 +71,16 @@ class Renderer:
         return [self.render(record["messages"], tools)]
 
     def _chat(self, conversations: list[list[dict[str, Any]]], tools: Any, generation: bool) -> list[str]:
-        rendered, _ = render_jinja_template(
-            conversations=conversations,
-            tools=tools,
-            chat_template=self.tokenizer.chat_template,
-            add_generation_prompt=generation,
-            **self.special,
-        )
+        try:
+            rendered, _ = render_jinja_template(
+                conversations=conversations,
+                tools=tools,
+                chat_template=self.tokenizer.chat_template,
+                add_generation_prompt=generation,
+                **self.special,
+            )
+        except TemplateError as exc:  # templates reject what their model cannot take (e.g. system roles)
+            raise RecordError("template_error", f"the chat template refused this record: {exc}") from exc
         return rendered
 
     def _render_chat_template(self, messages: list[dict[str, Any]], tools: Any) -> Rendered:

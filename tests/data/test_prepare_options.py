@@ -92,3 +92,25 @@ def test_registry_file_names_cannot_leave_the_dataset_folder(
     config = PrepareConfig(model_name_or_path=str(tiny_model_dir), dataset="x", dataset_dir=str(folder))
     with pytest.raises(PermissionError, match="outside the dataset folder"):
         prepare_dataset(config, store=store, user_id="alice")
+
+
+def test_records_a_chat_template_refuses_are_reported(
+    tmp_path: Path, tiny_model_dir: Path, store: LocalObjectStore
+) -> None:
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    strict_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+        "{{ m['role'] + ': ' + m['content'] + eos_token }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}"
+    )
+    (model / "chat_template.jinja").write_text(strict_template)
+    data = tmp_path / "two.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d", "system": "s"}\n')
+    manifest, rows = _prepare(store, model, data)
+    assert len(rows) == 1
+    (problem,) = manifest.report.problems
+    assert (problem.line, problem.code) == (2, "template_error")
+    assert "no system role" in problem.reason
