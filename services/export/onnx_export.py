@@ -119,6 +119,36 @@ def _onnx_greedy(session: Any, ids: Any, config: Any, max_new_tokens: int) -> tu
     return tokens, step_logits
 
 
+def _padded_batch_diff(session: Any, model: Any, inputs: list[Any]) -> float:
+    """Run all inputs as one left-padded batch; compare each row's real positions with PyTorch alone."""
+    import numpy as np
+    import torch
+
+    layers, kv_heads, head_dim = _cache_shape(model.config)
+    width = max(ids.shape[1] for ids in inputs)
+    batch = np.zeros((len(inputs), width), np.int64)
+    mask = np.zeros_like(batch)
+    for row, ids in enumerate(inputs):
+        batch[row, width - ids.shape[1] :] = ids[0].numpy()
+        mask[row, width - ids.shape[1] :] = 1
+    feeds = {
+        "input_ids": batch,
+        "attention_mask": mask,
+        "position_ids": np.clip(mask.cumsum(-1) - 1, 0, None),
+        **{
+            n: np.zeros((len(inputs), kv_heads, 0, head_dim), np.float32)
+            for n in _cache_names(layers, "past_key_values")
+        },
+    }
+    logits = session.run(["logits"], feeds)[0]
+    worst = 0.0
+    with torch.no_grad():
+        for row, ids in enumerate(inputs):
+            want = model(input_ids=ids).logits[0].numpy()
+            worst = max(worst, float(abs(logits[row, width - ids.shape[1] :] - want).max()))
+    return worst
+
+
 def check_onnx(
     path: Path, model: Any, inputs: list[Any], expected_tokens: list[list[int]], max_new_tokens: int
 ) -> list[VerificationCheck]:
@@ -150,5 +180,11 @@ def check_onnx(
         ),
         same_tokens_check(
             "onnx_greedy_generation", expected_tokens, generated, "greedy tokens through the ONNX KV cache"
+        ),
+        close_check(
+            "onnx_padded_batch_logits",
+            _padded_batch_diff(session, model, inputs),
+            LOGITS_TOLERANCE,
+            "max |logits| difference, prompts as one left-padded batch in onnxruntime vs each alone in PyTorch",
         ),
     ]

@@ -30,7 +30,9 @@ def test_onnx_matches_pytorch_in_onnxruntime_with_cache(
     out = tmp_path / "onnx"
     config = ExportConfig(adapter_name_or_path=str(lora_adapter), export_format="onnx", verify_max_new_tokens=3)
     manifest = export_to_dir(config, out)
-    assert {c.name for c in manifest.verification} >= {"onnx_logits", "onnx_greedy_generation"}
+    checks = {c.name: c.value for c in manifest.verification}
+    assert checks["onnx_logits"] <= 1e-3 and checks["onnx_padded_batch_logits"] <= 1e-3
+    assert checks["onnx_greedy_generation"] == 0
     assert (out / "tokenizer.json").is_file() and (out / "config.json").is_file()
 
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
