@@ -148,3 +148,38 @@ def test_cancel_request_stops_the_job_between_phases(embedded: Path, tiny_model_
     assert not any(m.startswith("perplexity") for m in messages)  # stopped before the next phase
     with pytest.raises(ObjectNotFoundError):  # a cancelled job publishes no results
         get_bytes(get_store(), object_key(USER, ObjectKind.JOBS, job_id, RESULTS))
+
+
+@pytest.mark.slow
+def test_evaluation_chained_after_real_training(embedded: Path, tiny_model_dir: Path) -> None:
+    """training.run then evaluation.run in one chain: the evaluation finds the adapter by its `ft:` name."""
+    from shared.queue import send_chain
+    from tests.training.conftest import WORDS, create_training_job, task_records, write_prepared_dataset
+
+    train_config = {"model_name_or_path": str(tiny_model_dir), "max_steps": 20, "learning_rate": 0.03}
+    train_config |= {"per_device_train_batch_size": 4}
+    train_id = create_training_job(train_config, user_id=USER)
+    write_prepared_dataset(user_id=USER, job_id=train_id, model_dir=tiny_model_dir, records=task_records(WORDS))
+    key = object_key(USER, ObjectKind.DATASETS, "words", "records.jsonl")
+    put_bytes(get_store(), key, "".join(json.dumps(r) + "\n" for r in task_records(WORDS)).encode())
+    base_config = {"model_name_or_path": str(tiny_model_dir), "eval_dataset": [key], "model_label": "base"}
+    base_config |= {"metrics": ["perplexity", "chrf"], "max_new_tokens": 8}
+    before = _evaluate(base_config)
+    tuned_config = base_config | {
+        "adapter_name_or_path": f"ft:{tiny_model_dir}:{USER}:{train_id}",
+        "model_label": "tuned",
+    }
+    from shared.db import session_scope
+    from shared.db.jobs import create_job
+
+    with session_scope() as session:
+        after = create_job(session, user_id=USER, kind=JobKind.EVALUATION, config=tuned_config).id
+    send_chain(
+        [
+            (TaskName.TRAINING_RUN, TaskPayload(job_id=train_id, user_id=USER, config=train_config)),
+            (TaskName.EVALUATION_RUN, TaskPayload(job_id=after, user_id=USER, config=tuned_config)),
+        ]
+    )
+    assert _job_status(after) == JobStatus.SUCCEEDED
+    comparison = compare_jobs(get_store(), user_id=USER, job_ids=[before, after], comparison_id="cmp-chain")
+    assert comparison.deltas["perplexity"]["tuned"] < 0
