@@ -7,7 +7,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from shared.schemas.datasets import CleaningConfig
 
@@ -46,7 +46,7 @@ def response_text(record: Record) -> str:
     return last["content"] or json.dumps(last.get("tool_calls") or "")
 
 
-def normalize_text(text: str, form: str | None, strip: bool) -> str:
+def normalize_text(text: str, form: Literal["NFC", "NFKC"] | None, strip: bool) -> str:
     """Unicode-normalise and tidy whitespace; indentation inside lines is kept (code depends on it)."""
     if form:
         text = unicodedata.normalize(form, text)

@@ -182,8 +182,8 @@ def prepare(
     user: Annotated[str, typer.Option(help="Owner of the prepared dataset.")] = "local",
 ) -> None:
     """Validate, clean, render and tokenize; write the prepared dataset and print its manifest."""
-    overrides = {"model_name_or_path": model, "dataset": dataset, "dataset_dir": dataset_dir, "template": template}
-    overrides |= {"stage": stage, "cutoff_len": cutoff_len, "val_size": val_size}
+    overrides: dict[str, Any] = {"model_name_or_path": model, "dataset": dataset, "dataset_dir": dataset_dir}
+    overrides |= {"template": template, "stage": stage, "cutoff_len": cutoff_len, "val_size": val_size}
     cfg = _prepare_config(config, overrides)
     try:
         manifest = _submit(cfg, user) if submit else _prepare_here(cfg, user)

@@ -46,7 +46,7 @@ BATCH_RECORDS = 512
 # Options that do not change the rows written, so they do not change the dataset id.
 NOT_SHAPING = {"model_name_or_path", "streaming", "strict", "packing"}
 INT_LIST = pa.list_(pa.int32())
-Notify = Callable[[str, dict[str, Any]], None]
+Notify = Callable[[str, dict[str, Any]], object]
 
 
 @dataclass

@@ -69,11 +69,11 @@ def read_rows(path: Path, name: str | None = None) -> Iterator[Row]:
     yield from readers[file_format(path)](path, label)
 
 
-def _decode_line(raw: bytes, loc: Location) -> tuple[str | None, Problem | None]:
+def _decode_line(raw: bytes, loc: Location) -> str | Problem:
     try:
-        return raw.decode("utf-8"), None
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, loc.problem("invalid_utf8", f"bytes at column {exc.start + 1} are not valid UTF-8")
+        return loc.problem("invalid_utf8", f"bytes at column {exc.start + 1} are not valid UTF-8")
 
 
 def _read_jsonl(path: Path, label: str) -> Iterator[Row]:
@@ -82,9 +82,9 @@ def _read_jsonl(path: Path, label: str) -> Iterator[Row]:
             if not raw.strip():
                 continue
             loc = Location(label, line=number)
-            text, problem = _decode_line(raw, loc)
-            if problem is not None:
-                yield Row(loc, problem=problem)
+            text = _decode_line(raw, loc)
+            if isinstance(text, Problem):
+                yield Row(loc, problem=text)
                 continue
             try:
                 yield Row(loc, json.loads(text))
@@ -159,8 +159,8 @@ def _read_txt(path: Path, label: str) -> Iterator[Row]:
             if not raw.strip():
                 continue
             loc = Location(label, line=number)
-            text, problem = _decode_line(raw, loc)
-            if problem is not None:
-                yield Row(loc, problem=problem)
+            text = _decode_line(raw, loc)
+            if isinstance(text, Problem):
+                yield Row(loc, problem=text)
             else:
                 yield Row(loc, {"text": text.rstrip("\r\n")})

@@ -9,7 +9,7 @@ assistant turn `i` spans from the end of `messages[:i]` with the generation prom
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import TemplateError
 from transformers.utils.chat_template_utils import render_jinja_template
@@ -72,7 +72,7 @@ class Renderer:
 
     def _chat(self, conversations: list[list[dict[str, Any]]], tools: Any, generation: bool) -> list[str]:
         try:
-            rendered, _ = render_jinja_template(
+            rendered, _ = cast(Any, render_jinja_template)(
                 conversations=conversations,
                 tools=tools,
                 chat_template=self.tokenizer.chat_template,
@@ -81,7 +81,7 @@ class Renderer:
             )
         except TemplateError as exc:  # templates reject what their model cannot take (e.g. system roles)
             raise RecordError("template_error", f"the chat template refused this record: {exc}") from exc
-        return rendered
+        return list(rendered)
 
     def _render_chat_template(self, messages: list[dict[str, Any]], tools: Any) -> Rendered:
         turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]

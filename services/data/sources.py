@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shared.modelkit.loader import STORE_SCHEME
 from shared.settings import get_settings
-from shared.storage import ObjectKind, ObjectStore, download_prefix, object_key, upload_file, user_prefix
+from shared.storage import ObjectKind, ObjectStore, fetch_prefix, object_key, upload_file, user_prefix
 
 from .registry import REGISTRY_FILE, referenced_files
 
@@ -76,13 +76,4 @@ def local_dataset_dir(dataset_dir: str | None, store: ObjectStore, user_id: str)
     prefix = dataset_dir[len(STORE_SCHEME) :].rstrip("/") + "/"
     if not prefix.startswith(user_prefix(user_id)) or ".." in prefix.split("/"):
         raise PermissionError(f"dataset_dir {dataset_dir!r} is not under {user_prefix(user_id)!r}")
-    listing = sorted((info.key, info.size, info.etag or "") for info in store.list(prefix))
-    if not listing:
-        raise FileNotFoundError(f"nothing is stored under {prefix!r}")
-    # Named by the listing, so a changed upload is downloaded afresh and an unchanged one only once.
-    target = get_settings().home / "data-cache" / hashlib.sha256(repr(listing).encode()).hexdigest()[:16]
-    done = target / ".complete"
-    if not done.exists():
-        download_prefix(store, prefix, target)
-        done.touch()
-    return target
+    return fetch_prefix(store, prefix, get_settings().home / "data-cache")

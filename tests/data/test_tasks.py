@@ -76,3 +76,36 @@ def test_validate_and_clean_tasks_store_their_results(embedded: Path, reference_
     lines = get_bytes(store, cleaned["outputs"]["alpaca_en_demo"]).decode().splitlines()
     assert len(lines) == 999 - removed
     assert "messages" in json.loads(lines[0])
+
+
+@pytest.mark.integration
+def test_prepare_task_on_a_real_s3_server(
+    embedded: Path, reference_data: Path, tiny_model_dir: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from shared.settings import get_settings
+    from shared.storage import get_bytes, get_store
+
+    for name, value in {
+        "STORAGE_BACKEND": "s3",
+        "S3_ENDPOINT": s3_endpoint,
+        "S3_ACCESS_KEY": "testing",
+        "S3_SECRET_KEY": "testing",
+        "S3_BUCKET": f"data-{uuid.uuid4().hex[:12]}",
+    }.items():
+        monkeypatch.setenv(f"TUNEFLOW_{name}", value)
+    get_settings.cache_clear()
+    get_store.cache_clear()
+    store = get_store()
+    prefix = upload_dataset_folder(store, "local", reference_data, ["glaive_toolcall_en_demo"])
+    config = {"model_name_or_path": str(tiny_model_dir), "dataset": "glaive_toolcall_en_demo", "dataset_dir": prefix}
+
+    manifest = send_task(TaskName.DATA_PREPARE, TaskPayload(job_id="job-s3", user_id="local", config=config)).get()
+
+    assert manifest["num_examples"]["train"] > 0
+    assert get_bytes(store, manifest["splits"]["train"])[:4] == b"PAR1"
+    assert (
+        json.loads(get_bytes(store, "users/local/jobs/job-s3/dataset/manifest.json"))["dataset_id"]
+        == manifest["dataset_id"]
+    )
