@@ -72,15 +72,19 @@ class SplitWriter:
     trained: int = 0
     pending: dict[str, list[list[int]]] = field(default_factory=dict)
 
-    def add(self, rows: dict[str, list[int]], record: Record, fh: Any) -> None:
-        """Queue one row and write its canonical record."""
-        for column in self.columns:
-            self.pending.setdefault(column, []).append(rows[column])
-        ids, labels = rows[self.columns[0]], rows[self.columns[1]]
-        self.examples += 1
-        self.tokens += len(ids)
-        self.trained += len(labels) - labels.count(-100)
-        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    def __post_init__(self) -> None:
+        self.records_file = open(self.records, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def add(self, rows: list[dict[str, list[int]]], record: Record) -> None:
+        """Queue the rows one record became (several for long text) and write the record once."""
+        for row in rows:
+            for column in self.columns:
+                self.pending.setdefault(column, []).append(row[column])
+            self.examples += 1
+            for ids, labels in zip(self.columns[::2], self.columns[1::2], strict=True):  # both sides of a pair
+                self.tokens += len(row[ids])
+                self.trained += len(row[labels]) - row[labels].count(-100)
+        self.records_file.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def flush(self) -> None:
         """Write queued rows as one Parquet row group."""
@@ -95,6 +99,7 @@ class SplitWriter:
     def close(self) -> None:
         """Finish the file (an empty split still gets a valid, empty Parquet file)."""
         self.flush()
+        self.records_file.close()
         if self.writer is None:
             schema = pa.schema([(c, INT_LIST) for c in self.columns])
             self.writer = pq.ParquetWriter(self.parquet, schema)
@@ -326,18 +331,15 @@ def _write_splits(
     columns = _columns(config.stage)
     names = ["train", "validation"] if validation else ["train"]
     writers = {n: SplitWriter(tmp / f"{n}.parquet", tmp / f"{n}.records.jsonl", columns) for n in names}
-    handles = {n: open(writers[n].records, "w", encoding="utf-8") for n in names}  # noqa: SIM115 - closed below
     try:
         batch: list[tuple[str, dict[str, Any]]] = []
         for index, line in enumerate(lines):
             batch.append(("validation" if index in validation else "train", json.loads(line)))
             if len(batch) >= BATCH_RECORDS:
-                _write_batch(batch, renderer, tokenizer, options, columns, writers, handles, builder)
+                _write_batch(batch, renderer, tokenizer, options, columns, writers, builder)
                 batch = []
-        _write_batch(batch, renderer, tokenizer, options, columns, writers, handles, builder)
+        _write_batch(batch, renderer, tokenizer, options, columns, writers, builder)
     finally:
-        for fh in handles.values():
-            fh.close()
         for writer in writers.values():
             writer.close()
     return writers
@@ -350,7 +352,6 @@ def _write_batch(
     options: LabelOptions,
     columns: list[str],
     writers: dict[str, SplitWriter],
-    handles: dict[str, Any],
     builder: ReportBuilder,
 ) -> None:
     rendered: list[tuple[str, Location, Record, list[Any]]] = []
@@ -370,9 +371,9 @@ def _write_batch(
         except RecordError as exc:
             builder.drop(loc.problem(exc.code, exc.reason))
             continue
-        for rows in _rows(examples, columns):
-            writers[split].add(rows, record, handles[split])
-            builder.report.records_written += 1
+        rows = list(_rows(examples, columns))
+        writers[split].add(rows, record)
+        builder.report.records_written += len(rows)
         if any(e.truncated for group in examples for e in group):
             builder.report.truncated += 1
     for writer in writers.values():

@@ -200,7 +200,9 @@ class PreparedDataset(BaseModel):
     records: dict[str, str] = Field(default_factory=dict, description="Split name -> canonical JSONL object key.")
     columns: list[str] = Field(description="Parquet columns (int32 lists).")
     num_examples: dict[str, int] = Field(description="Rows per split.")
-    num_tokens: dict[str, int] = Field(description="Tokens per split (all non-padding tokens).")
+    num_tokens: dict[str, int] = Field(
+        description="Tokens per split (all non-padding tokens; both sides of a preference pair)."
+    )
     num_trained_tokens: dict[str, int] = Field(description="Tokens per split whose label is not -100.")
     source_files: list[str] = Field(description="Input files, as `name sha256`.")
     report: DataReport = Field(description="Validation, cleaning and truncation summary.")

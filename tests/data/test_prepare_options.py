@@ -114,3 +114,17 @@ def test_records_a_chat_template_refuses_are_reported(
     (problem,) = manifest.report.problems
     assert (problem.line, problem.code) == (2, "template_error")
     assert "no system role" in problem.reason
+
+
+def test_long_pretraining_text_becomes_several_rows_and_one_record(
+    tmp_path: Path, tiny_model_dir: Path, tokenizer: Any, store: LocalObjectStore
+) -> None:
+    data = tmp_path / "docs.txt"
+    data.write_text("word " * 300 + "end\nshort document\n")
+    manifest, rows = _prepare(store, tiny_model_dir, data, stage="pt", cutoff_len=64)
+    ids = [t for row in rows for t in row["input_ids"]]
+    assert all(len(row["input_ids"]) <= 64 and row["labels"] == row["input_ids"] for row in rows)
+    assert len(rows) > 2 and manifest.report.records_written == len(rows)
+    assert tokenizer.decode(ids) == "word " * 300 + "end<|im_end|>short document<|im_end|>"
+    records = (store.root / manifest.records["train"]).read_text().splitlines()
+    assert [json.loads(r) for r in records] == [{"text": "word " * 300 + "end"}, {"text": "short document"}]
