@@ -52,10 +52,10 @@ def validate_dataset(config: DataCheckConfig, *, store: Any, user_id: str) -> tu
         if renderer is not None:
             pending.append((loc, record))
             if len(pending) >= TOKEN_BATCH:
-                _measure(renderer, pending, collector, builder)
+                _measure(renderer, pending, collector, builder, config.cutoff_len)
                 pending = []
     if renderer is not None:
-        _measure(renderer, pending, collector, builder)
+        _measure(renderer, pending, collector, builder, config.cutoff_len)
     return builder.report, collector.result()
 
 
@@ -68,16 +68,26 @@ def _renderer(config: DataCheckConfig) -> Renderer | None:
 
 
 def _measure(
-    renderer: Renderer, pending: list[tuple[Location, Record]], collector: StatsCollector, builder: ReportBuilder
+    renderer: Renderer,
+    pending: list[tuple[Location, Record]],
+    collector: StatsCollector,
+    builder: ReportBuilder,
+    cutoff_len: int | None,
 ) -> None:
-    texts = []
+    rendered: list[tuple[Location, str]] = []
     for loc, record in pending:
         try:
-            texts.append(renderer.render_record(record)[0].text)
+            rendered.append((loc, renderer.render_record(record)[0].text))
         except RecordError as exc:
             builder.drop(loc.problem(exc.code, exc.reason))
-    if texts:
-        collector.add_token_lengths([len(e.ids) for e in encode_batch(renderer.tokenizer, texts)])
+    if not rendered:
+        return
+    lengths = [len(e.ids) for e in encode_batch(renderer.tokenizer, [text for _, text in rendered])]
+    collector.add_token_lengths(lengths)
+    for (loc, _), length in zip(rendered, lengths, strict=True):
+        if cutoff_len is not None and length > cutoff_len:
+            reason = f"{length} tokens exceed cutoff_len {cutoff_len}; prepare keeps only the whole turns that fit"
+            builder.drop(loc.problem("too_long", reason))
 
 
 def clean_dataset(

@@ -88,17 +88,11 @@ def convert(
     _fail_on(builder.report)
 
 
-def _check_config(
-    datasets: list[str], dataset_dir: str | None, stage: str, strict: bool, model: str | None, template: str | None
-) -> DataCheckConfig:
-    return DataCheckConfig(
-        dataset=datasets,
-        dataset_dir=dataset_dir,
-        stage=stage,
-        strict=strict,
-        model_name_or_path=model,
-        template=template,
-    )
+def _check_config(datasets: list[str], dataset_dir: str | None, stage: str, **options: Any) -> DataCheckConfig:
+    try:
+        return DataCheckConfig(dataset=datasets, dataset_dir=dataset_dir, stage=stage, **options)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 @data_app.command()
@@ -109,6 +103,7 @@ def validate(
     strict: Annotated[bool, typer.Option(help="Stop at the first invalid record.")] = False,
     model: ModelOpt = None,
     template: TemplateOpt = None,
+    cutoff_len: Annotated[int | None, typer.Option(help="With --model: report records longer than this.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every record; print each problem with file, line or index, field and reason."""
@@ -116,7 +111,17 @@ def validate(
 
     try:
         report, stats = validate_dataset(
-            _check_config(datasets, dataset_dir, stage, strict, model, template), store=_store(), user_id="local"
+            _check_config(
+                datasets,
+                dataset_dir,
+                stage,
+                strict=strict,
+                model_name_or_path=model,
+                template=template,
+                cutoff_len=cutoff_len,
+            ),
+            store=_store(),
+            user_id="local",
         )
     except (ValueError, FileNotFoundError, KeyError) as exc:
         raise _invalid(exc) from exc
@@ -143,7 +148,9 @@ def stats(
 
     try:
         report, result = validate_dataset(
-            _check_config(datasets, dataset_dir, stage, False, model, template), store=_store(), user_id="local"
+            _check_config(datasets, dataset_dir, stage, model_name_or_path=model, template=template),
+            store=_store(),
+            user_id="local",
         )
     except (ValueError, FileNotFoundError, KeyError) as exc:
         raise _invalid(exc) from exc

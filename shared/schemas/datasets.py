@@ -220,6 +220,9 @@ class DataCheckConfig(BaseModel):
     strict: bool = Field(False, description="Fail on the first invalid record.")
     model_name_or_path: str | None = Field(None, description="Tokenizer for the token-length histogram (optional).")
     template: str | None = Field(None, description="Template used to render records for token lengths.")
+    cutoff_len: int | None = Field(
+        None, ge=8, description="With a tokenizer: report records whose rendered length exceeds this."
+    )
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig, description="Cleaning steps (`data.clean`).")
 
     @field_validator("dataset", mode="before")

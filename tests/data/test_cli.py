@@ -88,3 +88,15 @@ def test_prepare_submit_uploads_and_runs_the_task(home: Path, reference_data: Pa
     summary = json.loads(result.stdout)
     assert summary["num_examples"] == {"train": 91}
     assert (home / "objects" / summary["splits"]["train"]).is_file()
+
+
+def test_validate_reports_records_over_the_length_limit(home: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = tmp_path / "lengths.jsonl"
+    data.write_text(
+        '{"instruction": "a", "output": "b"}\n' + json.dumps({"instruction": "long", "output": "x " * 400}) + "\n"
+    )
+    args = ["data", "validate", str(data), "--model", str(tiny_model_dir), "--cutoff-len", "128"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "lengths.jsonl line 2: " in result.output and "exceed cutoff_len 128" in result.output
+    assert "line 1" not in result.output
