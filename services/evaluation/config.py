@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from shared.schemas.evaluation import EvalConfig
 
 # LLaMA-Factory predict-config keys with a TuneFlow name of their own.
-ALIASES = {"per_device_eval_batch_size": "batch_size", "eval_dataset_dir": "dataset_dir"}
+ALIASES = {"per_device_eval_batch_size": "batch_size"}
 # Keys of LLaMA-Factory predict configs that mean nothing to an evaluation run: accepted and reported, not used.
 IGNORED_KEYS = frozenset(
     {
