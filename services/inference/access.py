@@ -8,9 +8,12 @@ model that does not exist. Standalone, an optional shared key guards the server.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from shared.db import Job, session_scope
 from shared.schemas import JobStatus
@@ -20,12 +23,24 @@ from .errors import APIError, model_not_found
 from .model_cache import Target
 from .schemas import ModelCard
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Caller:
     """An authenticated client; `user_id` is None on a standalone server."""
 
     user_id: str | None = None
+
+
+async def off_the_loop(config: ServeConfig, fn: Callable[..., T], *args: object) -> T:
+    """Call `fn` in a worker thread when it may query the database (the platform), else directly.
+
+    Standalone there is no database to wait on, and a thread hop would only add latency.
+    """
+    if config.platform:
+        return await run_in_threadpool(fn, config, *args)
+    return fn(config, *args)
 
 
 def authenticate(config: ServeConfig, authorization: str | None) -> Caller:

@@ -22,6 +22,11 @@ class ServeConfig(BaseModel):
     batch_wait_ms: float = Field(
         default=3.0, ge=0, description="How long the first waiting request holds the batch open for company."
     )
+    join_wait_ms: float = Field(
+        default=20.0,
+        ge=0,
+        description="How long requests wait to join a running batch together (each join costs it a prefill).",
+    )
     stream_interval_ms: float = Field(
         default=20.0, ge=0, description="Streamed text is sent at most this often per batch (first and last at once)."
     )

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from starlette.concurrency import run_in_threadpool
 
-from .access import Caller, authenticate
+from .access import Caller, authenticate, off_the_loop
 from .server import Server
 
 
@@ -21,7 +20,7 @@ ServerDep = Annotated[Server, Depends(get_server)]
 
 async def get_caller(server: ServerDep, authorization: Annotated[str | None, Header()] = None) -> Caller:
     """The client behind the request's API key (a database lookup in the platform, so off the loop)."""
-    return await run_in_threadpool(authenticate, server.config, authorization)
+    return await off_the_loop(server.config, authenticate, authorization)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -13,9 +13,8 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
-from .access import Caller, resolve_model
+from .access import Caller, off_the_loop, resolve_model
 from .errors import APIError, bad_request
 from .model_cache import Backbone, Target
 from .sampling import SamplingParams
@@ -125,6 +124,7 @@ async def updates(server: Server, admitted: Admitted) -> AsyncIterator[tuple[int
             yield index[id(update.row)], update
     finally:
         if open_rows:
+            server.metrics.cancelled.inc()
             server.backend.cancel(admitted.rows)
 
 
@@ -184,7 +184,7 @@ async def load_target(server: Server, caller: Caller, name: str) -> tuple[Target
     Raises:
         APIError: 404 for a model the caller may not address; 500 when it cannot be loaded.
     """
-    target = await run_in_threadpool(resolve_model, server.config, caller, name)
+    target = await off_the_loop(server.config, resolve_model, caller, name)
     try:
         backbone = await server.backend.prepare(target)
     except Exception as exc:

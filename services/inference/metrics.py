@@ -35,21 +35,22 @@ class Metrics:
         self.prompt_tokens = Counter("tuneflow_inference_prompt_tokens", "Prompt tokens admitted.", registry=r)
         self.generated_tokens = Counter("tuneflow_inference_generated_tokens", "Tokens generated.", registry=r)
         self.tokens_per_second = Gauge(
-            "tuneflow_inference_tokens_per_second", "Generation throughput of the last batch.", registry=r
+            "tuneflow_inference_tokens_per_second", "Generation throughput of the last busy stretch.", registry=r
         )
         self.queue_depth = Gauge("tuneflow_inference_queue_depth", "Sequences waiting for a batch.", registry=r)
-        self.running = Gauge("tuneflow_inference_running_sequences", "Sequences in the running batch.", registry=r)
+        self.running = Gauge("tuneflow_inference_running_sequences", "Sequences being decoded.", registry=r)
         self.batch_size = Histogram(
-            "tuneflow_inference_batch_size", "Sequences per batch.", buckets=(1, 2, 4, 8, 16, 32, 64), registry=r
+            "tuneflow_inference_batch_size", "Sequences per decode step.", buckets=(1, 2, 4, 8, 16, 32, 64), registry=r
+        )
+        self.cancelled = Counter(
+            "tuneflow_inference_cancelled", "Requests dropped unfinished because the client went away.", registry=r
         )
         self.rejected = Counter(
             "tuneflow_inference_rejected", "Requests refused because the queue was full.", registry=r
         )
 
-    def record_batch(self, *, size: int, tokens: int, seconds: float) -> None:
-        """Account for one finished batch."""
-        self.batch_size.observe(size)
-        self.generated_tokens.inc(tokens)
+    def record_throughput(self, *, tokens: int, seconds: float) -> None:
+        """Set tokens/s from a stretch of continuous decoding that just ended."""
         if seconds > 0:
             self.tokens_per_second.set(tokens / seconds)
 

@@ -1,13 +1,15 @@
-"""Dynamic batching: an asyncio loop gathers waiting rows into batches the engine runs in its own thread."""
+"""Continuous batching: requests queue here; the engine thread starts batches and tops them up between steps."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .engine import TransformersEngine
@@ -24,30 +26,41 @@ class QueueFull(Exception):
 
 
 class BatchScheduler:
-    """Collects rows for up to `batch_wait_s`, then runs the largest batch one group allows.
+    """Holds waiting rows; starts a batch after `batch_wait_s`, and feeds it new rows as seats free up.
 
-    One engine thread does all model work (batches and adapter loads), so the model is never used by
-    two threads at once and the event loop stays free to stream tokens while a batch decodes.
+    One engine thread does all model work, so the model is never used by two threads at once and the
+    event loop stays free to stream text while a batch decodes. Adapter loads are queued as chores the
+    engine runs between steps, so a request for a new adapter never waits for a busy batch to drain.
+    The row queue is shared with that thread, hence the lock.
     """
 
     def __init__(
-        self, engine: TransformersEngine, *, max_batch_size: int, max_queue: int, batch_wait_s: float, metrics: Metrics
+        self,
+        engine: TransformersEngine,
+        *,
+        max_batch_size: int,
+        max_queue: int,
+        batch_wait_s: float,
+        join_wait_s: float,
+        metrics: Metrics,
     ) -> None:
         self.engine = engine
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
         self.batch_wait_s = batch_wait_s
+        self.join_wait_s = join_wait_s
         self.metrics = metrics
         self._pending: deque[tuple[float, Row]] = deque()
+        self._lock = threading.Lock()
         self._wake = asyncio.Event()
         self._closing = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference-engine")
         self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._chores: queue.SimpleQueue[tuple[Future[Any], Callable[[Any], Any], Any]] = queue.SimpleQueue()
+        self._session_rows: list[Row] = []  # every row handed to the engine since it last went idle
 
     async def start(self) -> None:
         """Start the batching loop on the running event loop."""
-        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="inference-batcher")
 
     async def stop(self) -> None:
@@ -59,45 +72,76 @@ class BatchScheduler:
         self._executor.shutdown(wait=True)
 
     async def prepare(self, target: Target) -> Backbone:
-        """Load `target` on the engine thread (between batches) and return its backbone."""
-        return await self._call(self.engine.prepare, target)
+        """Load `target` on the engine thread, between decode steps, and return its backbone."""
+        if target.source is None:
+            return self.engine.cache.base  # always loaded; no need to wait for a step boundary
+        chore: Future[Backbone] = Future()
+        self._chores.put((chore, self.engine.prepare, target))
+        self._wake.set()
+        return await asyncio.wrap_future(chore)
+
+    def _do_chores(self) -> None:
+        """Run queued model chores (adapter loads); on the engine thread, between steps or while idle."""
+        while True:
+            try:
+                chore, fn, arg = self._chores.get_nowait()
+            except queue.Empty:
+                return
+            if chore.set_running_or_notify_cancel():
+                try:
+                    chore.set_result(fn(arg))
+                except Exception as exc:  # the request that asked gets the error
+                    chore.set_exception(exc)
 
     def submit(self, rows: list[Row]) -> None:
         """Queue a request's rows; raises QueueFull when they do not fit."""
         if self._closing:
             raise QueueFull("the server is shutting down")
-        if len(self._pending) + len(rows) > self.max_queue:
-            self.metrics.rejected.inc()
-            raise QueueFull(f"{len(self._pending)} sequences are waiting (limit {self.max_queue})")
-        now = time.monotonic()
-        self._pending.extend((now, row) for row in rows)
-        self.metrics.queue_depth.set(len(self._pending))
+        with self._lock:
+            if len(self._pending) + len(rows) > self.max_queue:
+                self.metrics.rejected.inc()
+                raise QueueFull(f"{len(self._pending)} sequences are waiting (limit {self.max_queue})")
+            now = time.monotonic()
+            self._pending.extend((now, row) for row in rows)
+            self.metrics.queue_depth.set(len(self._pending))
         self._wake.set()
 
     def cancel(self, rows: list[Row]) -> None:
-        """Drop a request whose client went away: waiting rows leave the queue, running rows stop."""
+        """Drop a request whose client went away: waiting rows leave the queue, running rows their batch."""
         for row in rows:
             row.cancelled = True
-        self._pending = deque(item for item in self._pending if not item[1].cancelled)
-        self.metrics.queue_depth.set(len(self._pending))
-
-    @property
-    def waiting(self) -> int:
-        """Rows waiting for a batch."""
-        return len(self._pending)
+        with self._lock:
+            self._pending = deque(item for item in self._pending if not item[1].cancelled)
+            self.metrics.queue_depth.set(len(self._pending))
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _run(self) -> None:
-        while self._pending or not self._closing:
+        while self._pending or not self._chores.empty() or not self._closing:
+            if not self._chores.empty():
+                await self._call(self._do_chores)
+                continue
             if not self._pending:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             await self._hold_open()
-            if self._pending:  # every waiting client may have left meanwhile
-                await self._run_batch(self._take_batch())
+            first = self._take(self.max_batch_size, self._pending[0][1].group, frozenset()) if self._pending else []
+            if first:  # every waiting client may have left meanwhile
+                await self._run_session(first)
+
+    def _top_up(self, room: int, group: str, in_use: frozenset[str]) -> list[Row]:
+        """Rows to join the running batch (engine thread): enough to fill it, or once they have waited.
+
+        Each join costs the batch an extra prefill forward; letting rows gather for `join_wait_s`
+        amortises it over several of them instead of paying it for each.
+        """
+        with self._lock:
+            ready = bool(self._pending) and (
+                len(self._pending) >= room or time.monotonic() - self._pending[0][0] >= self.join_wait_s
+            )
+        return self._take(room, group, in_use) if ready else []
 
     async def _hold_open(self) -> None:
         """Wait until a full batch is waiting or the oldest row has waited `batch_wait_s`."""
@@ -112,43 +156,46 @@ class BatchScheduler:
             except TimeoutError:
                 return
 
-    def _take_batch(self) -> list[Row]:
-        """The oldest row's group, in arrival order, up to the batch size and the adapter cache's room."""
-        group = self._pending[0][1].group
-        batch: list[Row] = []
-        targets: set[str] = set()
-        rest: deque[tuple[float, Row]] = deque()
-        for item in self._pending:
-            row = item[1]
-            fits = len(batch) < self.max_batch_size and row.group == group
-            # Every adapter of a batch must be loaded at once, so never more than the cache holds.
-            new_target = row.target.source is not None and row.target.name not in targets
-            if fits and new_target and len(targets) >= self.engine.cache.capacity:
-                fits = False
-            if fits:
-                batch.append(row)
-                if row.target.source is not None:
-                    targets.add(row.target.name)
-            else:
-                rest.append(item)
-        self._pending = rest
-        self.metrics.queue_depth.set(len(rest))
-        return batch
+    def _take(self, room: int, group: str, in_use: frozenset[str]) -> list[Row]:
+        """Up to `room` waiting rows of `group`, oldest first, within the adapter cache's room.
 
-    async def _run_batch(self, batch: list[Row]) -> None:
+        Called on the event loop to start a batch and on the engine thread to top one up.
+        """
+        taken: list[Row] = []
+        targets = set(in_use)
+        with self._lock:
+            rest: deque[tuple[float, Row]] = deque()
+            for item in self._pending:
+                row = item[1]
+                fits = len(taken) < room and row.group == group
+                # Every adapter a batch uses must be loaded at once, so never more than the cache holds.
+                if fits and row.target.source is not None and row.target.name not in targets:
+                    fits = len(targets) < self.engine.cache.capacity
+                    if fits:
+                        targets.add(row.target.name)
+                if fits:
+                    taken.append(row)
+                else:
+                    rest.append(item)
+            self._pending = rest
+            self.metrics.queue_depth.set(len(rest))
+        self._session_rows.extend(taken)
+        return taken
+
+    async def _run_session(self, first: list[Row]) -> None:
         loop = asyncio.get_running_loop()
 
         def emit(updates: list[Update]) -> None:  # called on the engine thread
             loop.call_soon_threadsafe(_deliver, updates)
 
-        self.metrics.running.set(len(batch))
         try:
-            await self._call(self.engine.run_batch, batch, emit)
+            await self._call(self.engine.run, first, self._top_up, self._do_chores, emit)
         except Exception as exc:  # one bad batch must not take the server down
-            log.exception("batch of %d rows failed", len(batch))
-            _deliver([Update(row, "", "error", error=f"generation failed: {exc}") for row in batch])
+            log.exception("decoding failed")
+            failed = [row for row in self._session_rows if not row.cancelled]
+            _deliver([Update(row, "", "error", error=f"generation failed: {exc}") for row in failed])
         finally:
-            self.metrics.running.set(0)
+            self._session_rows.clear()
 
 
 def _deliver(updates: list[Update]) -> None:

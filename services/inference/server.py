@@ -63,6 +63,7 @@ def build_server(config: ServeConfig) -> Server:
             max_batch_size=config.max_batch_size,
             max_queue=config.max_queue,
             batch_wait_s=config.batch_wait_ms / 1000,
+            join_wait_s=config.join_wait_ms / 1000,
             metrics=metrics,
         )
     return Server(config=config, metrics=metrics, backend=backend)
