@@ -13,6 +13,8 @@ from shared.queue import Queue
 from tuneflow.dev import dev_app
 from tuneflow.eval_cmd import eval_command
 from tuneflow.export_cmd import export_command
+from tuneflow.demo import demo_command
+from tuneflow.train_cmd import train_command
 
 app = typer.Typer(help="TuneFlow: fine-tune, evaluate, export and serve LLMs.", no_args_is_help=True)
 model_app = typer.Typer(help="Build and inspect models.", no_args_is_help=True)
@@ -24,6 +26,8 @@ register_data(app)
 register_inference(app)
 app.command("export")(export_command)
 app.command("eval")(eval_command)
+app.command("train")(train_command)
+app.command("demo")(demo_command)
 
 
 @model_app.command("init-tiny")

@@ -64,6 +64,9 @@ class TrainJobConfig(BaseModel):
     lora_target: str | list[str] = Field(
         "all", description="Modules that get adapters: `all` (every Linear but the head) or comma-separated names."
     )
+    additional_target: str | None = Field(
+        None, description="Comma-separated modules trained fully beside the adapters and saved with them (`norm`)."
+    )
     use_rslora: bool = Field(False, description="Rank-stabilised scaling alpha/sqrt(r) instead of alpha/r.")
     use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
     num_virtual_tokens: int = Field(
@@ -181,6 +184,12 @@ class TrainJobConfig(BaseModel):
     def resolved_lora_alpha(self) -> float:
         """lora_alpha, defaulting to 2 x lora_rank as LLaMA-Factory does."""
         return self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_rank
+
+    @property
+    def additional_target_modules(self) -> list[str] | None:
+        """additional_target as a list of module names."""
+        names = [n.strip() for n in (self.additional_target or "").split(",") if n.strip()]
+        return names or None
 
     @property
     def lora_target_modules(self) -> list[str] | str:

@@ -25,6 +25,7 @@ def load_for_training(config: TrainJobConfig, source: str):  # type: ignore[no-u
         target_modules=config.lora_target_modules,
         use_rslora=config.use_rslora,
         use_dora=config.use_dora,
+        modules_to_save=config.additional_target_modules,
     )
     return get_peft_model(model, lora)
 
