@@ -10,10 +10,10 @@ import typer
 from services.data.cli import register as register_data
 from services.inference.cli import register as register_inference
 from shared.queue import Queue
+from tuneflow.demo import demo_command
 from tuneflow.dev import dev_app
 from tuneflow.eval_cmd import eval_command
 from tuneflow.export_cmd import export_command
-from tuneflow.demo import demo_command
 from tuneflow.train_cmd import train_command
 
 app = typer.Typer(help="TuneFlow: fine-tune, evaluate, export and serve LLMs.", no_args_is_help=True)

@@ -3,7 +3,7 @@
 It builds a tiny model whose tokenizer is trained on the demo data, prepares the project's own bilingual
 demo dataset (restaurant-review sentiment in English and Chinese, `tuneflow/demo_data/`) with the data
 service, LoRA-trains it through the real `data.prepare -> training.run` chain with a progress bar, and shows
-the held-out reviews (two dishes never seen in training) answered before and after.
+the held-out reviews (wordings never seen in training) answered before and after.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def demo_command(
         typer.echo(f"job {job_id} {row['status']}: {(row['error'] or {}).get('message', '')}", err=True)
         raise typer.Exit(1)
 
-    typer.echo("3/3 held-out reviews (dishes never seen in training), before -> after:")
+    typer.echo("3/3 held-out reviews (wordings never seen in training), before -> after:")
     before = answer_held_out(str(model_dir), None)
     after = answer_held_out(str(model_dir), row["result"]["model"])
     _print_answers(before, after)
