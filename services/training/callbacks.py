@@ -36,16 +36,19 @@ class MetricsCallback(TrainerCallback):
     """Every `logging_steps`: one line in trainer_log.jsonl, TensorBoard scalars and a metrics event."""
 
     def __init__(self, job_id: str, logs_dir: Path, samples_per_step: int) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         self.job_id = job_id
         self.samples_per_step = samples_per_step
+        self.logs_dir = logs_dir
         self.jsonl = logs_dir / "trainer_log.jsonl"
-        self.writer = SummaryWriter(str(logs_dir / "tensorboard"))
+        self.writer: Any = None  # rank 0 only, so data-parallel runs write one event file
         self._mark: tuple[float, int, int] | None = None  # (time, step, tokens) at the last log
         self._start: tuple[float, int] | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if state.is_world_process_zero:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.logs_dir / "tensorboard"))
         self._start = (time.monotonic(), state.global_step)
         self._mark = (time.monotonic(), state.global_step, state.num_input_tokens_seen)
 
@@ -92,7 +95,8 @@ class MetricsCallback(TrainerCallback):
         emit_metrics(self.job_id, record)
 
     def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 class CancelCallback(TrainerCallback):

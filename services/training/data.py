@@ -64,6 +64,9 @@ class PaddingFreeCollator:
     transformers reads sample boundaries from where `position_ids` restart and builds a block-diagonal
     causal mask, so no token attends across samples; no pad token is computed at all. Rows the data
     service already packed carry their own `position_ids` and are handled the same way.
+
+    The output head runs only where a loss is taken (`logits_to_keep`, with pre-shifted `shift_labels`):
+    in SFT the prompt tokens need no logits, and the head is a large share of a small model's compute.
     """
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -81,8 +84,12 @@ class PaddingFreeCollator:
         flat_labels = torch.cat(labels).long()
         # The first token of each sample must not be predicted from the previous sample's last token.
         flat_labels[position_ids == 0] = IGNORE_INDEX
+        shifted = torch.cat([flat_labels[1:], torch.tensor([IGNORE_INDEX])])  # the target of each position
+        keep = shifted != IGNORE_INDEX
         return {
             "input_ids": torch.cat(ids).long()[None],
             "labels": flat_labels[None],
             "position_ids": position_ids[None],
+            "logits_to_keep": keep[None],
+            "shift_labels": shifted[keep][None],
         }

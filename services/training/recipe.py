@@ -95,6 +95,7 @@ def train(spec: RunSpec) -> Outcome:
         "trainable_params": float(trainable),
         "total_params": float(total),
         "wall_s": time.monotonic() - started,
+        "peak_rss_mb": peak_rss_mb(),
     }
     metrics["tokens_per_s"] = metrics["tokens_seen"] / max(metrics.get("train_runtime", 0.0), 1e-9)
     if eval_set is not None:
@@ -173,6 +174,15 @@ def save_final(model, tokenizer, final: Path, config: TrainJobConfig) -> None:  
             adapter.base_model_name_or_path = config.model_name_or_path
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
+
+
+def peak_rss_mb() -> float:
+    """The largest resident set this process has had (what `/usr/bin/time -v` reports), in MiB."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def _finish(workdir: Path, outcome: Outcome, trainer) -> Outcome:  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ IGNORED_KEYS: dict[str, str] = {
     "disable_tqdm": "workers report progress as events",
     "logging_first_step": "the first step is always logged",
     "neat_packing": "packed samples never attend to each other, whatever this says",
+    "save_only_model": "checkpoints always keep optimizer, scheduler and RNG state, so a job can resume",
 }
 
 FinetuningType = Literal["full", "freeze", "lora", "ptuning_v2", "prompt"]

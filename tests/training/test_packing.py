@@ -38,6 +38,30 @@ def test_sample_boundaries_take_no_loss() -> None:
     assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1]]
     # The second sample's first token would be predicted from the first sample's last: masked.
     assert batch["labels"].tolist() == [[IGNORE_INDEX, 2, 3, IGNORE_INDEX, 5]]
+    # Logits only where a target exists: positions 0, 1 (-> 2, 3) and 3 (-> 5).
+    assert batch["logits_to_keep"].tolist() == [[True, True, False, True, False]]
+    assert batch["shift_labels"].tolist() == [[2, 3, 5]]
+
+
+def test_trimmed_head_gives_the_same_loss_and_gradients(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model.config.use_cache = False
+    torch.manual_seed(0)
+    features = []
+    for n, prompt in ((9, 4), (6, 2), (11, 7)):
+        ids = torch.randint(10, 500, (n,)).tolist()
+        features.append({"input_ids": ids, "labels": [IGNORE_INDEX] * prompt + ids[prompt:]})
+    batch = PaddingFreeCollator()(features)
+    trimmed = model(**batch).loss
+    trimmed.backward()
+    grad = model.model.layers[0].self_attn.q_proj.weight.grad.clone()
+    model.zero_grad()
+    full = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], labels=batch["labels"]).loss
+    full.backward()
+    torch.testing.assert_close(trimmed, full)
+    torch.testing.assert_close(grad, model.model.layers[0].self_attn.q_proj.weight.grad)
 
 
 def test_padded_collator_masks_pads() -> None:
