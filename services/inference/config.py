@@ -20,7 +20,9 @@ class ServeConfig(BaseModel):
     max_batch_size: int = Field(default=16, ge=1, description="Most sequences decoded together in one batch.")
     max_queue: int = Field(default=256, ge=1, description="Most sequences waiting; beyond it requests get 429.")
     batch_wait_ms: float = Field(
-        default=3.0, ge=0, description="How long the first waiting request holds the batch open for company."
+        default=0.0,
+        ge=0,
+        description="How long an idle server holds a new batch open for company (latecomers can join it anyway).",
     )
     join_wait_ms: float = Field(
         default=20.0,

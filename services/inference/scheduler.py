@@ -60,7 +60,11 @@ class BatchScheduler:
         self._session_rows: list[Row] = []  # every row handed to the engine since it last went idle
 
     async def start(self) -> None:
-        """Start the batching loop on the running event loop."""
+        """Start the batching loop on the running event loop (again after `stop`, for a restarted app)."""
+        if self._closing:
+            self._closing = False
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference-engine")
+        self._wake = asyncio.Event()  # an Event belongs to the loop it is first awaited on
         self._task = asyncio.create_task(self._run(), name="inference-batcher")
 
     async def stop(self) -> None:
@@ -132,14 +136,16 @@ class BatchScheduler:
                 await self._run_session(first)
 
     def _top_up(self, room: int, group: str, in_use: frozenset[str]) -> list[Row]:
-        """Rows to join the running batch (engine thread): enough to fill it, or once they have waited.
+        """Rows to join the running batch (engine thread), once joining is worth its cost.
 
-        Each join costs the batch an extra prefill forward; letting rows gather for `join_wait_s`
-        amortises it over several of them instead of paying it for each.
+        Each join costs the running rows an extra prefill forward. It is worth it at once when the
+        waiting rows would fill the batch or at least double it; otherwise they gather for up to
+        `join_wait_s`, so one prefill serves several of them.
         """
+        running = self.max_batch_size - room
         with self._lock:
             ready = bool(self._pending) and (
-                len(self._pending) >= room or time.monotonic() - self._pending[0][0] >= self.join_wait_s
+                len(self._pending) >= min(room, running) or time.monotonic() - self._pending[0][0] >= self.join_wait_s
             )
         return self._take(room, group, in_use) if ready else []
 
