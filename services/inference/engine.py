@@ -88,12 +88,12 @@ class TransformersEngine:
         pinned = in_use | {row.target.name for row in rows}
         acquired = [self.cache.acquire(row.target, pinned) for row in rows]
         backbone = acquired[0][0]
+        device = next(backbone.model.parameters()).device
         seqs = [
-            _Seq(row, adapter, TextStream(backbone.tokenizer, row.params.stop), make_generator(row.params.seed))
+            _Seq(row, adapter, TextStream(backbone.tokenizer, row.params.stop), make_generator(row.params.seed, device))
             for row, (_, adapter) in zip(rows, acquired, strict=True)
         ]
         model, extra = self._module(backbone, seqs)
-        device = next(model.parameters()).device
         input_ids, mask = left_pad([row.prompt_ids for row in rows], backbone.tokenizer.pad_token_id)
         input_ids, mask = input_ids.to(device), mask.to(device)
         # Left padding shifts each row's positions; count them from its first real token.

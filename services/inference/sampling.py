@@ -18,9 +18,9 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
 
 
-def make_generator(seed: int | None) -> torch.Generator:
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
     """A private random stream, so one request's seed is unaffected by what else shares its batch."""
-    generator = torch.Generator()
+    generator = torch.Generator(device=device)
     if seed is None:
         generator.seed()
     else:
@@ -29,14 +29,18 @@ def make_generator(seed: int | None) -> torch.Generator:
 
 
 def next_tokens(logits: torch.Tensor, params: list[SamplingParams], generators: list[torch.Generator]) -> list[int]:
-    """Pick each row's next token from its last-position `logits` (rows x vocab)."""
+    """Pick each row's next token from its last-position `logits` (rows x vocab).
+
+    Generators must live on `logits`' device (see `make_generator`).
+    """
     chosen = logits.argmax(dim=-1)
     sampled = [i for i, p in enumerate(params) if p.temperature > 0]
     if sampled:
-        rows = torch.tensor(sampled)
-        temps = torch.tensor([params[i].temperature for i in sampled], dtype=logits.dtype)
+        device = logits.device
+        rows = torch.tensor(sampled, device=device)
+        temps = torch.tensor([params[i].temperature for i in sampled], dtype=logits.dtype, device=device)
         probs = torch.softmax(logits[rows] / temps[:, None], dim=-1)
-        top_p = torch.tensor([params[i].top_p for i in sampled], dtype=probs.dtype)
+        top_p = torch.tensor([params[i].top_p for i in sampled], dtype=probs.dtype, device=device)
         if bool((top_p < 1).any()):
             probs = _nucleus(probs, top_p)
         for j, i in enumerate(sampled):

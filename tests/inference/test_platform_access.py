@@ -16,7 +16,10 @@ from tests.inference.conftest import Served, running
 
 
 def _add_user_with_model(user_id: str, adapter: Path, *, job_id: str) -> tuple[str, str]:
-    """A user, an API key and a succeeded training job whose adapter is in the store; return (key, model)."""
+    """A user, an API key and a succeeded job whose model (an adapter or a whole model) is in the store.
+
+    Returns the key and the model's name.
+    """
     from shared.auth import create_api_key
     from shared.db import Job, session_scope
     from shared.db.jobs import ensure_user
@@ -43,10 +46,14 @@ def _add_user_with_model(user_id: str, adapter: Path, *, job_id: str) -> tuple[s
 
 
 @pytest.fixture
-def platform(embedded: Path, tiny_model_dir: Path, adapter_dirs: dict[str, Path]) -> Iterator[tuple[Served, dict]]:
+def platform(
+    embedded: Path, tiny_model_dir: Path, tiny_llama_dir: Path, adapter_dirs: dict[str, Path]
+) -> Iterator[tuple[Served, dict]]:
     users = {
         "alice": _add_user_with_model("alice", adapter_dirs["apple"], job_id="ftjob-alice1"),
         "bob": _add_user_with_model("bob", adapter_dirs["banana"], job_id="ftjob-bob1"),
+        # An exported model with weights of its own (here another tiny model) serves beside the base.
+        "carol": _add_user_with_model("carol", tiny_llama_dir, job_id="ftjob-carol1"),
     }
     config = ServeConfig(model=str(tiny_model_dir), served_model_name="tiny", platform=True, batch_wait_ms=50)
     with running(create_app(config)) as served:
@@ -81,6 +88,16 @@ def test_users_get_their_own_adapters_concurrently_and_only_their_own(platform: 
     # Someone else's model is indistinguishable from one that does not exist.
     assert theirs.value.body["code"] == nobodys.value.body["code"] == "model_not_found"
     assert _ask(alice, "tiny") is not None
+
+
+def test_an_exported_model_serves_beside_adapters_of_the_base(platform: tuple[Served, dict]) -> None:
+    served, users = platform
+    (alice_key, alice_model), (carol_key, carol_model) = users["alice"], users["carol"]
+    jobs = [(_client(served, alice_key), alice_model), (_client(served, carol_key), carol_model)] * 2
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        answers = list(pool.map(lambda job: _ask(*job), jobs))
+    assert answers[0] == answers[2] == "apple"
+    assert answers[1] is not None and answers[1] == answers[3]  # greedy, so the same both times
 
 
 def test_requests_need_a_valid_key(platform: tuple[Served, dict]) -> None:
