@@ -36,10 +36,14 @@ class TransformersEngine:
         self.max_batch_size = config.max_batch_size
         self.stream_interval_s = config.stream_interval_ms / 1000
         self.cache = ModelCache(load_backbone(config.model, group=BASE_GROUP), capacity=config.adapter_cache)
+        self._in_use: frozenset[str] = frozenset()  # adapters and models the running batch decodes with
 
     def prepare(self, target: Target) -> Backbone:
-        """Load `target` (downloading it if needed) before its rows are queued; return its backbone."""
-        return self.cache.acquire(target)[0]
+        """Load `target` (downloading it if needed) before its rows are queued; return its backbone.
+
+        Runs between steps, so what the running batch uses must stay loaded.
+        """
+        return self.cache.acquire(target, pinned=self._in_use)[0]
 
     @torch.inference_mode()
     def run(self, first: list[Row], take: Take, chores: Callable[[], None], emit: Emit) -> None:
@@ -56,6 +60,7 @@ class TransformersEngine:
         running: _Running | None = None
         joining, started, made = first, time.perf_counter(), 0
         while joining or running:
+            self._in_use = _targets(running) | {row.target.name for row in joining if row.target.source}
             chores()
             if joining:
                 fresh = self._prefill(joining, outbox, in_use=_targets(running))
@@ -73,6 +78,7 @@ class TransformersEngine:
                 running = None
                 continue
             self._step(running, outbox)
+        self._in_use = frozenset()
         self.metrics.running.set(0)
         self.metrics.record_throughput(tokens=made, seconds=time.perf_counter() - started)
 

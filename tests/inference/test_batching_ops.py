@@ -102,3 +102,16 @@ def test_metrics_expose_throughput_queue_and_latency(tiny_model_dir: Path) -> No
         "tuneflow_inference_time_to_first_token_seconds_count 1.0",
     ):
         assert name in text
+
+
+def test_adapters_beyond_the_cache_take_turns(tiny_model_dir: Path, adapter_dirs: dict[str, Path]) -> None:
+    adapters = {name: str(adapter_dirs[name]) for name in ("apple", "banana")}
+    config = ServeConfig(model=str(tiny_model_dir), served_model_name="tiny", adapters=adapters, adapter_cache=1)
+    names = ["apple", "banana"] * 3
+
+    def ask(name: str) -> str:
+        body = {**_body(8), "model": name, "temperature": 0}
+        return httpx.post(f"{served.url}{CHAT}", json=body, timeout=60).json()["choices"][0]["message"]["content"]
+
+    with running(create_app(config)) as served, ThreadPoolExecutor(len(names)) as pool:
+        assert list(pool.map(ask, names)) == names
