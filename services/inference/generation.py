@@ -82,6 +82,11 @@ def admit(
         raise bad_request(
             f"at most {config.max_output_tokens} tokens may be generated, asked {max_tokens}", "max_tokens"
         )
+    if len(prompts) * body.n > config.max_queue:  # could never be admitted: say so rather than 429 forever
+        raise bad_request(
+            f"{len(prompts)} prompt(s) x n={body.n} sequences exceed the server's queue of {config.max_queue}",
+            "n" if body.n > 1 else prompt_field,
+        )
     for prompt in prompts:
         if not prompt:
             raise bad_request("the prompt is empty", prompt_field)

@@ -151,9 +151,23 @@ def test_malformed_requests_get_4xx_naming_the_field(served: Served, body: str, 
     assert httpx.get(f"{served.url}/healthz").status_code == 200
 
 
-def test_empty_prompt_is_refused(served: Served) -> None:
-    response = httpx.post(f"{served.url}/v1/completions", json={"model": "tiny", "prompt": ""})
-    assert response.status_code == 400 and response.json()["error"]["param"] == "prompt"
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "tiny", "prompt": ""}, "prompt"),
+        ({"model": "tiny", "prompt": []}, "prompt"),
+        ({"model": "tiny", "prompt": ["x"] * 30, "n": 16}, "n"),  # more sequences than the queue holds
+        ({"model": "tiny", "prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ],
+)
+def test_bad_completion_requests_name_the_field(served: Served, body: dict, param: str) -> None:
+    response = httpx.post(f"{served.url}/v1/completions", json=body)
+    assert response.status_code == 400 and response.json()["error"]["param"] == param
+
+
+def test_generate_refuses_empty_text(served: Served) -> None:
+    response = httpx.post(f"{served.url}/generate", json={"text": ""})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "text"
 
 
 def _metric(text: str, name: str) -> float:
