@@ -18,9 +18,8 @@ from .access import Caller, off_the_loop, resolve_model
 from .errors import APIError, bad_request
 from .model_cache import Backbone, Target
 from .sampling import SamplingParams
-from .scheduler import QueueFull
 from .schemas import SamplingFields, Usage
-from .sequences import Row, Update
+from .sequences import QueueFull, Row, Update
 from .server import Server
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ T = TypeVar("T")
 
 @dataclass
 class Admitted:
-    """A request's rows in the queue: `choices` rows per prompt, in prompt order."""
+    """A request's rows in the queue: `n` rows per prompt, in prompt order."""
 
     rows: list[Row]
     sink: asyncio.Queue[Update]

@@ -15,14 +15,10 @@ from typing import Any, TypeVar
 from .engine import TransformersEngine
 from .metrics import Metrics
 from .model_cache import Backbone, Target
-from .sequences import Row, Update
+from .sequences import QueueFull, Row, Update
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class QueueFull(Exception):
-    """The server is saturated (or shutting down); the client should retry later."""
 
 
 class BatchScheduler:

@@ -1,4 +1,4 @@
-"""The unit of work every engine runs: one sequence to generate, and the updates it streams back."""
+"""The unit of work every backend runs: one sequence to generate, the updates it streams back, and refusal."""
 
 from __future__ import annotations
 
@@ -30,3 +30,7 @@ class Update:
     text: str
     finish_reason: str | None = None
     error: str | None = None
+
+
+class QueueFull(Exception):
+    """The backend is saturated (or shutting down); the client should retry later."""
