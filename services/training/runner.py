@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.db import Job
+from shared.db.jobs import is_cancel_requested
 from shared.db.session import session_scope
 from shared.events import emit, emit_status, worker_name
 from shared.modelkit import resolve_model_source
@@ -38,7 +39,7 @@ from shared.storage import (
 )
 
 from .checkpoints import checkpoints_prefix, restore_latest
-from .launch import TrainingProcessError, run_training_process
+from .launch import run_training_process
 from .preflight import ModelShape, PreflightError, available_bytes, check_fits
 from .recipe import OUTCOME_FILE, Outcome, RunSpec
 
@@ -59,13 +60,16 @@ def run_training_job(*, job_id: str, user_id: str, config: dict[str, Any]) -> Ta
         train_config = TrainJobConfig.model_validate(config)
     except ValidationError as exc:
         return _fail(job_id, "invalid_config", str(exc), param=_first_field(exc))
+    if is_cancel_requested(job_id):  # cancelled while it waited in the queue
+        emit_status(job_id, JobStatus.CANCELLED, "cancelled before it started")
+        return TaskResult(job_id=job_id, status=JobStatus.CANCELLED.value)
     emit_status(job_id, JobStatus.RUNNING, worker=worker_name())
     try:
         return _run(job_id, user_id, train_config)
     except PreflightError as exc:
         return _fail(job_id, "insufficient_memory", str(exc), param=exc.param)
-    except (TrainingProcessError, FileNotFoundError, ValueError, OSError) as exc:
-        return _fail(job_id, "training_failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a job left "running" would be requeued forever by the lease check
+        return _fail(job_id, "training_failed", f"{type(exc).__name__}: {exc}")
 
 
 def _run(job_id: str, user_id: str, config: TrainJobConfig) -> TaskResult:

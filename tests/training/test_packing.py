@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from services.training.data import IGNORE_INDEX, PaddedCollator, PaddingFreeCollator
 
 
-def test_packed_logits_match_separate_forward(tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("attention", ["sdpa", "packed"])
+def test_packed_logits_match_separate_forward(tiny_model_dir: Path, attention: str) -> None:
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    from services.training.attention import register
+
+    implementation = register() if attention == "packed" else attention
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=implementation).eval()
     # As in training (methods._common): with a KV cache, transformers does not read packing from position ids.
     model.config.use_cache = False
     torch.manual_seed(0)
@@ -26,9 +31,9 @@ def test_packed_logits_match_separate_forward(tiny_model_dir: Path) -> None:
         alone = [model(input_ids=torch.tensor([s])).logits[0] for s in samples]
     torch.testing.assert_close(packed, torch.cat(alone), atol=1e-5, rtol=1e-4)
 
-    # Without position ids the same row does leak: the check above is not vacuous.
+    # Without sample boundaries the same row does leak: the check above is not vacuous.
     with torch.no_grad():
-        leaky = model(input_ids=batch["input_ids"]).logits[0]
+        leaky = model(input_ids=batch["input_ids"], position_ids=torch.arange(24)[None]).logits[0]
     assert (leaky[7:] - torch.cat(alone)[7:]).abs().max() > 1e-3
 
 

@@ -9,6 +9,10 @@ def load_base(config: TrainJobConfig, source: str, **kwargs):  # type: ignore[no
     """Load `source` for training, in the dtype `base_dtype` picks."""
     from transformers import AutoModelForCausalLM
 
+    if config.packing:  # padding-free rows: split attention at sample boundaries instead of masking
+        from ..attention import register
+
+        kwargs["attn_implementation"] = register()
     model = AutoModelForCausalLM.from_pretrained(source, dtype=base_dtype(config), **kwargs)
     model.config.use_cache = False  # the KV cache is useless in training and clashes with checkpointing
     return model
