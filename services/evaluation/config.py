@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from shared.config_files import ConfigFileError, describe_validation_error, load_config
 from shared.schemas.evaluation import EvalConfig
 
 # LLaMA-Factory predict-config keys with a TuneFlow name of their own.
@@ -36,31 +35,16 @@ class EvalConfigError(ValueError):
     """The config file or an override cannot become a valid EvalConfig; the message names the field."""
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`["max_samples=10", "metrics=bleu,rouge"]` -> typed values (YAML scalars: 10 is an int)."""
-    values = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise EvalConfigError(f"override {pair!r} is not key=value")
-        values[key.strip()] = yaml.safe_load(raw) if raw else None
-    return values
-
-
 def load_eval_config(path: Path, overrides: list[str] | None = None) -> tuple[EvalConfig, list[str]]:
     """The validated config from the YAML at `path` updated by `overrides`, and the ignored LLaMA-Factory keys."""
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise EvalConfigError(f"cannot read evaluation config {str(path)!r}: {exc}") from exc
-    if not isinstance(loaded, dict | None):
-        raise EvalConfigError(f"evaluation config {str(path)!r} must be a mapping of keys to values")
-    data = {**(loaded or {}), **parse_overrides(overrides or [])}
+        data = load_config(path, overrides)
+    except ConfigFileError as exc:
+        raise EvalConfigError(str(exc)) from exc
     data = {ALIASES.get(key, key): value for key, value in data.items()}
     ignored = sorted(key for key in data if key in IGNORED_KEYS)
     try:
         config = EvalConfig.model_validate({k: v for k, v in data.items() if k not in IGNORED_KEYS})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-        raise EvalConfigError(f"invalid evaluation config: {problems}") from exc
+        raise EvalConfigError(f"invalid evaluation config: {describe_validation_error(exc)}") from exc
     return config, ignored
