@@ -161,9 +161,12 @@ def stats(
 
 
 def _prepare_config(config: Path | None, overrides: dict[str, Any]) -> PrepareConfig:
-    import yaml
+    from shared.config_files import load_config
 
-    values: dict[str, Any] = yaml.safe_load(config.read_text()) if config else {}
+    try:
+        values = load_config(config)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return PrepareConfig.model_validate(values)
