@@ -68,7 +68,16 @@ def plan_services(opts: TopologyOptions) -> list[ProcessSpec]:
         specs.append(
             ProcessSpec(
                 "inference-server",
-                cli_argv("serve", "--model", opts.model, "--host", LOCALHOST, "--port", str(opts.inference_port)),
+                cli_argv(
+                    "serve",
+                    "--platform",
+                    "--model",
+                    opts.model,
+                    "--host",
+                    LOCALHOST,
+                    "--port",
+                    str(opts.inference_port),
+                ),
                 Health.HTTP,
                 port=opts.inference_port,
                 url=f"http://{LOCALHOST}:{opts.inference_port}",
