@@ -112,6 +112,8 @@ def training_arguments(config: TrainJobConfig, workdir: Path, *, has_eval: bool)
     """Map the job config onto transformers' TrainingArguments."""
     from transformers import TrainingArguments
 
+    from shared.modelkit import pick_device
+
     extra_trackers = [r for r in _as_list(config.report_to) if r not in ("none", "tensorboard")]
     warmup = config.warmup_steps or config.warmup_ratio  # transformers 5: a value below 1 is a fraction
     return TrainingArguments(
@@ -149,6 +151,8 @@ def training_arguments(config: TrainJobConfig, workdir: Path, *, has_eval: bool)
         fsdp=config.fsdp or "",
         fsdp_config=config.fsdp_config,
         ddp_find_unused_parameters=False,
+        # accelerate sets up gloo data parallelism for torchrun only when told the device is the CPU.
+        use_cpu=pick_device() == "cpu",
     )
 
 

@@ -110,3 +110,15 @@ def test_cancel_stops_at_the_next_step_boundary(embedded: Path, task_model_dir: 
     prefix = object_key("local", ObjectKind.JOBS, job_id)
     assert not list(get_store().list(prefix + "final/"))  # nothing partial published
     assert not (embedded / "training" / job_id / "final").exists()
+
+
+def test_job_cancelled_in_the_queue_never_starts(embedded: Path) -> None:
+    from services.training.runner import run_training_job
+    from shared.db.jobs import request_cancel
+
+    config = {"model_name_or_path": "never/loaded"}
+    job_id = create_training_job(config)
+    assert request_cancel(job_id)
+    assert run_training_job(job_id=job_id, user_id="local", config=config).status == "cancelled"
+    row = job_row(job_id)
+    assert row["status"] == "cancelled" and row["attempts"] == 0
