@@ -30,7 +30,7 @@ def count_parameters(model) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """(trainable, total) parameter counts; 4-bit weights count twice, as bitsandbytes packs two per byte."""
     trainable = total = 0
     for param in model.parameters():
-        n = param.numel() * (2 if param.dtype.itemsize == 1 and not param.is_floating_point() else 1)
+        n = param.numel() * (2 if type(param).__name__ == "Params4bit" else 1)
         total += n
         trainable += n if param.requires_grad else 0
     return trainable, total
