@@ -96,7 +96,8 @@ def test_reference_lora_sft_yaml(embedded: Path, tiny_model_dir: Path, tmp_path:
 
 
 @pytest.mark.slow
-def test_qlora_yaml(embedded: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_qlora_yaml(embedded: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the YAML's relative output_dir lands here, not in the checkout
     config = tmp_path / "qlora.yaml"
     config.write_text(QLORA_SFT.replace("MODEL_DIR", str(tiny_model_dir)))
     job_id, output = _train(
@@ -105,6 +106,7 @@ def test_qlora_yaml(embedded: Path, tiny_model_dir: Path, tmp_path: Path) -> Non
     row = job_row(job_id)
     assert row["status"] == "succeeded", row["error"]
     assert row["config"]["quantization_bit"] == 4 and row["result"]["metrics"]["global_step"] == 2
+    assert (tmp_path / "saves" / "qwen" / "lora" / "sft" / "final" / "adapter_config.json").is_file()
 
 
 def test_unknown_key_fails_before_any_work(embedded: Path, tiny_model_dir: Path) -> None:
