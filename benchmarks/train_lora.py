@@ -82,12 +82,13 @@ def run_tuneflow(model_dir: Path, work: Path, overrides: list[str]) -> dict[str,
     """The reference YAML through `tuneflow train`'s code path: data.prepare -> training.run, embedded."""
     os.environ.update(TUNEFLOW_MODE="embedded", TUNEFLOW_HOME=str(work / "tuneflow-home"), HF_HUB_OFFLINE="1")
     subprocess.run(["rm", "-rf", str(work / "tuneflow-home")], check=True)
+    from shared.config_files import load_config
     from shared.storage import get_bytes, get_store
-    from tuneflow.train_cmd import load_flat_config, split_config, submit_training
+    from tuneflow.train_cmd import split_config, submit_training
 
     # Cleaning off: every contender trains on the same 200 records, as they are.
     cleaning = "cleaning={dedup: none, strip_whitespace: false, unicode_form: null, min_chars: 0}"
-    flat = load_flat_config(
+    flat = load_config(
         LF_YAML,
         [f"model_name_or_path={model_dir}", f"dataset_dir={DATA_DIR}", f"max_samples={SAMPLES}", cleaning, *overrides],
     )

@@ -13,28 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
+from shared.config_files import ConfigFileError, describe_validation_error, load_config
 from shared.schemas.datasets import PrepareConfig
 from shared.schemas.training import IGNORED_KEYS, TrainJobConfig
 
 TRAIN_ONLY_ALIASES = {"pre_seq_len"}
 
 
-class ConfigError(ValueError):
-    """The YAML or an override is invalid; the message names the key."""
-
-
-def load_flat_config(path: Path | None, overrides: list[str]) -> dict[str, Any]:
-    """The YAML's keys with `key=value` overrides applied (values parsed as YAML scalars)."""
-    import yaml
-
-    flat: dict[str, Any] = (yaml.safe_load(path.read_text()) or {}) if path else {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} is not key=value")
-        flat[key.strip()] = yaml.safe_load(value)
-    return flat
+class ConfigError(ConfigFileError):
+    """The config's keys or values are invalid for the prepare/train halves; the message names the key."""
 
 
 def split_config(flat: dict[str, Any]) -> tuple[PrepareConfig, TrainJobConfig]:
@@ -46,8 +35,8 @@ def split_config(flat: dict[str, Any]) -> tuple[PrepareConfig, TrainJobConfig]:
     try:
         prepare = PrepareConfig.model_validate({k: v for k, v in flat.items() if k in PrepareConfig.model_fields})
         train = TrainJobConfig.model_validate({k: v for k, v in flat.items() if k in train_keys})
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from exc
     return prepare, train
 
 
@@ -132,8 +121,8 @@ def train_command(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            prepare, train = split_config(load_flat_config(config, overrides or []))
-    except ConfigError as exc:
+            prepare, train = split_config(load_config(config, overrides))
+    except ConfigFileError as exc:
         typer.echo(f"invalid config: {exc}", err=True)
         raise typer.Exit(2) from exc
     for warning in caught:
