@@ -69,27 +69,28 @@ def read_rows(path: Path, name: str | None = None) -> Iterator[Row]:
     yield from readers[file_format(path)](path, label)
 
 
-def _decode_line(raw: bytes, loc: Location) -> str | Problem:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return loc.problem("invalid_utf8", f"bytes at column {exc.start + 1} are not valid UTF-8")
-
-
-def _read_jsonl(path: Path, label: str) -> Iterator[Row]:
+def _text_lines(path: Path, label: str) -> Iterator[tuple[Location, str | Problem]]:
+    """Each non-blank line with its location, decoded, or the UTF-8 problem that stopped it decoding."""
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
             loc = Location(label, line=number)
-            text = _decode_line(raw, loc)
-            if isinstance(text, Problem):
-                yield Row(loc, problem=text)
-                continue
             try:
-                yield Row(loc, json.loads(text))
-            except json.JSONDecodeError as exc:
-                yield Row(loc, problem=loc.problem("invalid_json", f"not valid JSON: {exc.msg} at column {exc.colno}"))
+                yield loc, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield loc, loc.problem("invalid_utf8", f"bytes at column {exc.start + 1} are not valid UTF-8")
+
+
+def _read_jsonl(path: Path, label: str) -> Iterator[Row]:
+    for loc, text in _text_lines(path, label):
+        if isinstance(text, Problem):
+            yield Row(loc, problem=text)
+            continue
+        try:
+            yield Row(loc, json.loads(text))
+        except json.JSONDecodeError as exc:
+            yield Row(loc, problem=loc.problem("invalid_json", f"not valid JSON: {exc.msg} at column {exc.colno}"))
 
 
 def _read_json(path: Path, label: str) -> Iterator[Row]:
@@ -154,13 +155,8 @@ def _read_parquet(path: Path, label: str) -> Iterator[Row]:
 
 
 def _read_txt(path: Path, label: str) -> Iterator[Row]:
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            loc = Location(label, line=number)
-            text = _decode_line(raw, loc)
-            if isinstance(text, Problem):
-                yield Row(loc, problem=text)
-            else:
-                yield Row(loc, {"text": text.rstrip("\r\n")})
+    for loc, text in _text_lines(path, label):
+        if isinstance(text, Problem):
+            yield Row(loc, problem=text)
+        else:
+            yield Row(loc, {"text": text.rstrip("\r\n")})
