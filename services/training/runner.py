@@ -47,8 +47,12 @@ DATASET_MANIFEST = "dataset/manifest.json"
 
 
 def fine_tuned_model_name(base: str, user_id: str, job_id: str) -> str:
-    """The name inference and export address the result by."""
-    return f"ft:{base}:{user_id}:{job_id}"
+    """The name inference and export address the result by: `ft:Qwen2.5-0.5B:alice:ftjob-...`.
+
+    Only the base's last path part is kept, as OpenAI names hold a short base name, never a folder.
+    """
+    short = base.rstrip("/").rsplit("/", 1)[-1] or base
+    return f"ft:{short}:{user_id}:{job_id}"
 
 
 def run_training_job(*, job_id: str, user_id: str, config: dict[str, Any]) -> TaskResult:

@@ -116,7 +116,7 @@ def test_outputs_are_complete_and_loadable(embedded: Path, task_model_dir: Path)
     )
     row = job_row(job_id)
     prefix = object_key("local", ObjectKind.JOBS, job_id)
-    assert row["fine_tuned_model"] == f"ft:{task_model_dir}:local:{job_id}"
+    assert row["fine_tuned_model"] == f"ft:{task_model_dir.name}:local:{job_id}"
     assert row["result"]["model"] == f"store://{prefix}final/"
     keys = {info.key.removeprefix(prefix) for info in get_store().list(prefix)}
     for name in (
