@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from shared.db.jobs import is_cancel_requested
 from shared.events import emit
+from shared.modelkit import check_model_access
 from shared.schemas import JobStatus, TaskResult
 from shared.schemas.evaluation import EvalConfig
 from shared.storage import ObjectStore, get_bytes, user_prefix
 
 from .dataset import combine, parse_records
-from .loading import load_for_evaluation
+from .loading import load_for_evaluation, resolve_model_name
 from .metrics.multiple_choice import Question, parse_questions
 from .results import store_outcome
 from .runner import evaluate
@@ -40,6 +41,9 @@ def _report_phase(job_id: str, message: str) -> None:
 
 def run_evaluation_job(store: ObjectStore, *, user_id: str, job_id: str, config: EvalConfig) -> TaskResult:
     """Evaluate `config`'s model on its object-key inputs; results go to `users/{user}/jobs/{job_id}/`."""
+    check_model_access(resolve_model_name(config.model_name_or_path), user_id, "model_name_or_path")
+    if config.adapter_name_or_path:
+        check_model_access(resolve_model_name(config.adapter_name_or_path), user_id, "adapter_name_or_path")
     parts = [parse_records(_read_owned(store, user_id, key, "eval_dataset"), key) for key in config.eval_dataset]
     model, tokenizer = load_for_evaluation(config.model_name_or_path, config.adapter_name_or_path)
     outcome = evaluate(

@@ -6,11 +6,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from shared.modelkit.loader import STORE_SCHEME
+from shared.modelkit.loader import STORE_SCHEME, check_model_access
 from shared.schemas.export import ExportConfig, ExportManifest
 from shared.settings import get_settings
 from shared.storage import ObjectKind, ObjectNotFoundError, delete_prefix, get_store, object_key, upload_file
 
+from .errors import ExportError
 from .manifest import MANIFEST_NAME
 from .pipeline import Progress, build_export
 
@@ -55,6 +56,11 @@ def export_to_store(
 ) -> tuple[str, ExportManifest]:
     """Build the export in a scratch folder and publish it; return the prefix and the manifest."""
     config = resolve_source_job(config, user_id)
+    try:
+        check_model_access(config.model_name_or_path, user_id, "model_name_or_path")
+        check_model_access(config.adapter_name_or_path, user_id, "adapter_name_or_path")
+    except PermissionError as exc:
+        raise ExportError(str(exc)) from exc
     scratch = Path(tempfile.mkdtemp(prefix=f"tuneflow-{export_id}-"))
     try:
         manifest = build_export(config, scratch / "export", scratch / "work", export_id=export_id, progress=progress)

@@ -22,7 +22,7 @@ from shared.db import Job
 from shared.db.jobs import is_cancel_requested
 from shared.db.session import session_scope
 from shared.events import emit, emit_status, worker_name
-from shared.modelkit import resolve_model_source
+from shared.modelkit import check_model_access, resolve_model_source
 from shared.schemas import TERMINAL_STATUSES, JobStatus, TaskResult
 from shared.schemas.training import TrainJobConfig
 from shared.settings import get_settings
@@ -64,6 +64,10 @@ def run_training_job(*, job_id: str, user_id: str, config: dict[str, Any]) -> Ta
         train_config = TrainJobConfig.model_validate(config)
     except ValidationError as exc:
         return _fail(job_id, "invalid_config", str(exc), param=_first_field(exc))
+    try:
+        check_model_access(train_config.model_name_or_path, user_id, "model_name_or_path")
+    except PermissionError as exc:
+        return _fail(job_id, "permission_denied", str(exc), param="model_name_or_path")
     if is_cancel_requested(job_id):  # cancelled while it waited in the queue
         emit_status(job_id, JobStatus.CANCELLED, "cancelled before it started")
         return TaskResult(job_id=job_id, status=JobStatus.CANCELLED.value)

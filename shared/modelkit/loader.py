@@ -19,6 +19,21 @@ def pick_device() -> str:
     return "cpu"
 
 
+def check_model_access(source: str | None, user_id: str, field: str) -> None:
+    """Refuse a `store://` model outside `user_id`'s own prefix: a user loads only models they own.
+
+    Raises:
+        PermissionError: naming the config field and the prefix the model must be under.
+    """
+    from ..storage import user_prefix
+
+    if not source or not source.startswith(STORE_SCHEME):
+        return
+    prefix = source[len(STORE_SCHEME) :]
+    if not prefix.startswith(user_prefix(user_id)) or ".." in prefix.split("/"):
+        raise PermissionError(f"{field}: {source!r} is not under {STORE_SCHEME}{user_prefix(user_id)}")
+
+
 def resolve_model_source(source: str) -> str:
     """Turn `source` into something `from_pretrained` takes.
 
