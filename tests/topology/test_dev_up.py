@@ -89,7 +89,8 @@ def topology(
 @pytest.fixture
 def platform_env(topology: Topology, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """This test process configured like the topology's processes (distributed, same stores)."""
-    for name, value in topology.state.env.items():
+    tuneflow_env = {k: v for k, v in topology.cli_env.items() if k.startswith("TUNEFLOW_")}  # e.g. the bucket
+    for name, value in {**tuneflow_env, **topology.state.env}.items():
         monkeypatch.setenv(name, value)
     reset_process_state()
     yield topology.state.env
@@ -155,6 +156,45 @@ def test_inference_server_answers_health(topology: Topology) -> None:
 
     assert response.status_code == 200, response.text
     assert topology.state.env["TUNEFLOW_INFERENCE_URL"] == server.spec.url
+
+
+def test_a_training_job_runs_through_real_workers_on_redis_and_s3(
+    topology: Topology, platform_env: dict, tiny_model_dir: Path
+) -> None:
+    """data.prepare -> training.run chained on the broker, run by the worker processes, outputs in S3."""
+    from shared.db import Job
+    from shared.storage import get_store, object_key
+    from tuneflow.train_cmd import split_config, submit_training
+
+    demo_data = Path(__file__).resolve().parents[2] / "tuneflow" / "demo_data"
+    prepare, train = split_config(
+        {
+            "model_name_or_path": str(tiny_model_dir),
+            "dataset": "reviews",
+            "dataset_dir": str(demo_data),
+            "cutoff_len": 128,
+            "max_samples": 16,
+            "max_steps": 2,
+            "logging_steps": 1,
+            "per_device_train_batch_size": 4,
+        }
+    )
+    job_id, enqueued = submit_training(prepare, train, "alice")
+    enqueued.result(timeout=30)
+    deadline = time.monotonic() + 180
+    while True:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            status, error, worker = job.status, job.error, job.worker
+        if status in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == "succeeded", error
+    assert int(worker.rsplit(":", 1)[1]) == topology.process("training-worker").pid
+    keys = {info.key for info in get_store().list(object_key("alice", "jobs", job_id))}
+    assert object_key("alice", "jobs", job_id, "final/adapter_config.json") in keys
+    metrics = [e for e in wait_for_events(job_id, 1) if e.type == "metrics" and "loss" in e.data]
+    assert len(metrics) >= 2  # logged every step, recorded by the events worker
 
 
 def test_up_again_says_already_up_and_starts_nothing(topology: Topology) -> None:
