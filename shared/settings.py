@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     s3_bucket: str = Field(default="tuneflow", description="Bucket holding every object.")
     s3_secure: bool = Field(default=False, description="Use HTTPS to reach S3.")
     s3_region: str = Field(default="us-east-1", description="S3 region.")
+    s3_public_endpoint: str = Field(
+        default="", description="host:port that clients outside the platform reach S3 at, for presigned URLs."
+    )
     presign_expiry_s: int = Field(
         default=900, ge=1, le=7 * 24 * 3600, description="Lifetime of presigned URLs in seconds (1 s to 7 days)."
     )

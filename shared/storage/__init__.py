@@ -49,14 +49,17 @@ def create_store(settings: Settings) -> ObjectStore:
 
         from .s3 import S3ObjectStore
 
-        client = Minio(
-            settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key.get_secret_value(),
-            secure=settings.s3_secure,
-            region=settings.s3_region,
-        )
-        store = S3ObjectStore(client, settings.s3_bucket)
+        def client(endpoint: str) -> Minio:
+            return Minio(
+                endpoint,
+                access_key=settings.s3_access_key,
+                secret_key=settings.s3_secret_key.get_secret_value(),
+                secure=settings.s3_secure,
+                region=settings.s3_region,  # known region: presigning needs no request to the server
+            )
+
+        public = client(settings.s3_public_endpoint) if settings.s3_public_endpoint else None
+        store = S3ObjectStore(client(settings.s3_endpoint), settings.s3_bucket, presign_client=public)
         store.ensure_bucket()
         return store
     from .local import LocalObjectStore

@@ -24,9 +24,11 @@ MAX_PARTS = 10_000  # S3's limit on parts per upload
 class S3ObjectStore:
     """All objects in one bucket; uploads stream as multipart, downloads in CHUNK_SIZE pieces."""
 
-    def __init__(self, client: Minio, bucket: str):
+    def __init__(self, client: Minio, bucket: str, presign_client: Minio | None = None):
         self.client = client
         self.bucket = bucket
+        # URLs for clients outside the platform must name the host they reach S3 at (e.g. not `minio:9000`).
+        self.presign_client = presign_client or client
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist yet."""
@@ -87,4 +89,4 @@ class S3ObjectStore:
 
     def presigned_get_url(self, key: str, expires_s: int) -> str:
         self.stat(key)  # a URL to nothing is a confusing 404 later
-        return self.client.presigned_get_object(self.bucket, key, expires=timedelta(seconds=expires_s))
+        return self.presign_client.presigned_get_object(self.bucket, key, expires=timedelta(seconds=expires_s))

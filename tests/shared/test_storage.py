@@ -257,3 +257,17 @@ def test_fetch_prefix_downloads_once_and_again_after_a_change(store: ObjectStore
     assert sorted(p.name for p in cache.iterdir()) == sorted([first.name, third.name])  # no temp folders left
     with pytest.raises(FileNotFoundError, match="nothing is stored under"):
         fetch_prefix(store, key("absent/"), cache)
+
+
+def test_presigned_urls_name_the_public_endpoint_and_serve_the_bytes(s3_endpoint: str) -> None:
+    # In compose, workers reach `minio:9000` but a user's browser reaches the published port instead.
+    port = s3_endpoint.rsplit(":", 1)[1]
+    settings = s3_settings(s3_endpoint).model_copy(update={"s3_public_endpoint": f"localhost:{port}"})
+    store = create_store(settings)
+    put_bytes(store, key("public.txt"), b"public bytes")
+
+    url = store.presigned_get_url(key("public.txt"), expires_s=60)
+
+    assert urlparse(url).netloc == f"localhost:{port}"
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200 and response.content == b"public bytes"
