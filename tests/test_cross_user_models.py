@@ -40,3 +40,34 @@ def test_evaluation_refuses_another_users_model_or_fine_tuned_name(embedded, fie
     config[field] = "ft:base:bob:ftjob-bob"  # a fine-tuned name resolves to bob's job prefix
     with pytest.raises(PermissionError, match=f"{field}: .* is not under store://users/alice/"):
         run_evaluation_job(get_store(), user_id="alice", job_id="evaljob-1", config=EvalConfig.model_validate(config))
+
+
+def test_evaluation_data_key_cannot_climb_out_of_the_users_prefix(embedded):
+    # On the local store 'users/alice/../bob/...' resolves to bob's file: the prefix check alone let it through.
+    from services.evaluation.job import run_evaluation_job
+    from shared.schemas.evaluation import EvalConfig
+    from shared.storage import get_store, object_key, put_bytes
+
+    put_bytes(get_store(), object_key("bob", "uploads", "u1", "eval.jsonl"), b'{"messages": []}\n')
+    config = EvalConfig.model_validate(
+        {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "eval_dataset": ["users/alice/../bob/uploads/u1/eval.jsonl"]}
+    )
+    with pytest.raises(PermissionError, match="eval_dataset: .* is not under 'users/alice/'"):
+        run_evaluation_job(get_store(), user_id="alice", job_id="evaljob-2", config=config)
+
+
+@pytest.mark.parametrize(
+    ("key", "owned"),
+    [
+        ("users/alice/uploads/u1/a.jsonl", True),
+        ("users/alice/", True),
+        ("users/alice/../bob/x", False),
+        ("users/alicex/x", False),
+        ("users/bob/x", False),
+        ("other/users/alice/x", False),
+    ],
+)
+def test_is_owned_key(key, owned):
+    from shared.storage import is_owned_key
+
+    assert is_owned_key(key, "alice") is owned

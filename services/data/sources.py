@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shared.modelkit.loader import STORE_SCHEME
 from shared.settings import get_settings
-from shared.storage import ObjectKind, ObjectStore, fetch_prefix, object_key, upload_file, user_prefix
+from shared.storage import ObjectKind, ObjectStore, fetch_prefix, is_owned_key, object_key, upload_file, user_prefix
 
 from .registry import REGISTRY_FILE, referenced_files
 
@@ -74,6 +74,6 @@ def local_dataset_dir(dataset_dir: str | None, store: ObjectStore, user_id: str)
     if not dataset_dir.startswith(STORE_SCHEME):
         return Path(dataset_dir).expanduser()
     prefix = dataset_dir[len(STORE_SCHEME) :].rstrip("/") + "/"
-    if not prefix.startswith(user_prefix(user_id)) or ".." in prefix.split("/"):
+    if not is_owned_key(prefix, user_id):
         raise PermissionError(f"dataset_dir {dataset_dir!r} is not under {user_prefix(user_id)!r}")
     return fetch_prefix(store, prefix, get_settings().home / "data-cache")

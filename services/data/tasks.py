@@ -14,7 +14,7 @@ from shared.modelkit.loader import STORE_SCHEME
 from shared.queue import Queue, TaskName
 from shared.schemas import EventLevel, JobStatus, TaskPayload
 from shared.schemas.datasets import DataCheckConfig, PrepareConfig
-from shared.storage import ObjectKind, get_store, object_key, put_bytes, upload_file, user_prefix
+from shared.storage import ObjectKind, get_store, is_owned_key, object_key, put_bytes, upload_file, user_prefix
 
 from .checks import clean_dataset, validate_dataset
 from .prepare import prepare_dataset
@@ -29,7 +29,9 @@ def ping(payload: dict[str, Any]) -> dict[str, Any]:
 
 def check_store_inputs(user_id: str, dataset_dir: str | None) -> None:
     """Workers read only the owner's stored objects, never paths on the worker's own disk."""
-    if dataset_dir is None or not dataset_dir.startswith(STORE_SCHEME + user_prefix(user_id)):
+    if dataset_dir is None or not (
+        dataset_dir.startswith(STORE_SCHEME) and is_owned_key(dataset_dir[len(STORE_SCHEME) :], user_id)
+    ):
         raise PermissionError(
             f"dataset_dir must be a store:// prefix under {user_prefix(user_id)!r} (upload the folder first)"
         )

@@ -7,7 +7,7 @@ from shared.events import emit
 from shared.modelkit import check_model_access
 from shared.schemas import JobStatus, TaskResult
 from shared.schemas.evaluation import EvalConfig
-from shared.storage import ObjectStore, get_bytes, user_prefix
+from shared.storage import ObjectStore, get_bytes, is_owned_key, user_prefix
 
 from .dataset import combine, parse_records
 from .loading import load_for_evaluation, resolve_model_name
@@ -18,7 +18,7 @@ from .runner import evaluate
 
 def _read_owned(store: ObjectStore, user_id: str, key: str, field: str) -> bytes:
     # Object keys arrive from clients: a user may only evaluate on data under their own prefix.
-    if not key.startswith(user_prefix(user_id)):
+    if not is_owned_key(key, user_id):
         raise PermissionError(f"{field}: {key!r} is not under {user_prefix(user_id)!r}")
     return get_bytes(store, key)
 

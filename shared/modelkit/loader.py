@@ -25,12 +25,11 @@ def check_model_access(source: str | None, user_id: str, field: str) -> None:
     Raises:
         PermissionError: naming the config field and the prefix the model must be under.
     """
-    from ..storage import user_prefix
+    from ..storage import is_owned_key, user_prefix
 
     if not source or not source.startswith(STORE_SCHEME):
         return
-    prefix = source[len(STORE_SCHEME) :]
-    if not prefix.startswith(user_prefix(user_id)) or ".." in prefix.split("/"):
+    if not is_owned_key(source[len(STORE_SCHEME) :], user_id):
         raise PermissionError(f"{field}: {source!r} is not under {STORE_SCHEME}{user_prefix(user_id)}")
 
 

@@ -18,7 +18,7 @@ from .base import (
     upload_file,
 )
 from .cache import fetch_prefix
-from .keys import InvalidKeyError, ObjectKind, check_file_name, object_key, user_prefix
+from .keys import InvalidKeyError, ObjectKind, check_file_name, is_owned_key, object_key, user_prefix
 
 __all__ = [
     "InvalidKeyError",
@@ -34,6 +34,7 @@ __all__ = [
     "fetch_prefix",
     "get_bytes",
     "get_store",
+    "is_owned_key",
     "object_key",
     "put_bytes",
     "upload_dir",

@@ -67,6 +67,11 @@ def user_prefix(user: str) -> str:
     return f"users/{_check_id('user', user)}/"
 
 
+def is_owned_key(key: str, user: str) -> bool:
+    """Whether a client-supplied key or prefix lies under `user`'s prefix with no '..' segment to climb out."""
+    return key.startswith(user_prefix(user)) and ".." not in key.split("/")
+
+
 def object_key(user: str, kind: ObjectKind | str, id: str, name: str = "") -> str:
     """Build `users/{user}/{kind}/{id}/{name}`; raise InvalidKeyError for anything that could escape it.
 
