@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -122,3 +125,32 @@ def distributed_env(*, redis_url: str, database_url: str, s3_endpoint: str, home
         "TUNEFLOW_S3_SECRET_KEY": "testing",
         "TUNEFLOW_S3_BUCKET": f"tuneflow-{uuid.uuid4().hex[:8]}",
     }
+
+
+@dataclass
+class Served:
+    """An ASGI app running in uvicorn: where to reach it, and uvicorn's handle (to ask it to exit)."""
+
+    url: str
+    uvicorn: Any
+
+
+@contextmanager
+def serve_in_thread(app: Any, timeout_s: float = 60.0) -> Iterator[Served]:
+    """Serve `app` with uvicorn on a free port in a background thread; shut it down gracefully afterwards."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start within {timeout_s}s")
+        time.sleep(0.05)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)

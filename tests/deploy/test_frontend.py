@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from streamlit.testing.v1 import AppTest
 
-from tests.infra import free_port, reset_process_state
+from tests.infra import free_port, reset_process_state, serve_in_thread
 
 APP = Path(__file__).resolve().parents[2] / "frontend" / "app.py"
 
 
 @contextmanager
 def serving(app: FastAPI) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free port in a background thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    """Serve `app` on a free port in a background thread; yields its base URL."""
+    with serve_in_thread(app, timeout_s=20) as served:
+        yield served.url
 
 
 @pytest.fixture

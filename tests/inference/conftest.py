@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.inference.adapters import train_fixed_reply_adapter
-from tests.infra import free_port
+from tests.infra import Served, serve_in_thread
 
 TOOL_REPLY = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 REPLIES = {"apple": "apple", "banana": "banana", "tools": TOOL_REPLY}
@@ -57,30 +54,6 @@ def adapter_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     }
 
 
-@dataclass
-class Served:
-    """A running server: where to reach it, and uvicorn's handle (to ask it to exit)."""
-
-    url: str
-    uvicorn: Any
-
-
-@contextmanager
-def running(app: Any) -> Iterator[Served]:
+def running(app: Any) -> AbstractContextManager[Served]:
     """Serve `app` with uvicorn in a thread; shut it down gracefully afterwards."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the inference server did not start")
-        time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", server)
-    finally:
-        server.should_exit = True
-        thread.join(60)
+    return serve_in_thread(app, timeout_s=60)
