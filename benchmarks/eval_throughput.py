@@ -2,7 +2,8 @@
 
 Same model, same prompts, same greedy settings on both sides; prints one JSON object with samples/s
 (generation), scored tokens/s (perplexity) and the ratios. Outputs of both sides are compared too, so a
-speed-up never comes from doing different work.
+speed-up never comes from doing different work. Runs on the device evaluation would use (CUDA when there is
+one); the perplexity batch-size sweep shows whether batching can pay on it at all.
 
     python benchmarks/eval_throughput.py [--model DIR] [--samples 64] [--batch-size 16] [--threads 1]
 """
@@ -25,6 +26,7 @@ from services.evaluation.loading import load_for_evaluation
 from services.evaluation.metrics.perplexity import perplexity, response_sequences
 from services.evaluation.prompts import render_prompt
 
+SWEEP_BATCH_SIZES = (1, 4, 16, 64)  # perplexity tokens/s at each: shows whether batching can pay on this device
 REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llamafactory-demo" / "alpaca_en_demo.json"
 
 
@@ -42,7 +44,7 @@ def plain_generation(model: Any, tok: Any, prompts: list[str], max_new_tokens: i
     """What an ad-hoc script does: one prompt at a time through model.generate."""
     outputs = []
     for prompt in prompts:
-        ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
+        ids = tok(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
         with torch.inference_mode():
             out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
         outputs.append(tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
@@ -53,8 +55,10 @@ def plain_perplexity(model: Any, sequences: list[Any]) -> tuple[float, int]:
     """The usual recipe: one sequence per forward pass, `labels` masking the prompt, loss times token count."""
     nll, count = 0.0, 0
     for seq in sequences:
-        ids = torch.tensor([seq.input_ids])
-        labels = torch.tensor([[t if scored else -100 for t, scored in zip(seq.input_ids, seq.scored, strict=True)]])
+        ids = torch.tensor([seq.input_ids], device=model.device)
+        labels = torch.tensor(
+            [[t if scored else -100 for t, scored in zip(seq.input_ids, seq.scored, strict=True)]], device=model.device
+        )
         n = int((labels[0, 1:] != -100).sum())
         with torch.inference_mode():
             nll += model(input_ids=ids, labels=labels).loss.item() * n
@@ -107,6 +111,10 @@ def main() -> None:
         short = [s for s in sequences if len(s.input_ids) <= args.cutoff_len]  # the plain loop has no windowing
         ours_short, short_s = timed(perplexity, model, short, batch_size=args.batch_size, **window)
         (plain_ppl, plain_tokens), plain_ppl_s = timed(plain_perplexity, model, short)
+        sweep = {}
+        for size in SWEEP_BATCH_SIZES:
+            result, seconds = timed(perplexity, model, short, batch_size=size, **window)
+            sweep[str(size)] = round(result.tokens / seconds)
 
     report = {
         "model": args.model or "tiny qwen2 (hidden 64, 2 layers)",
@@ -130,6 +138,7 @@ def main() -> None:
             "plain_perplexity": plain_ppl,
             "sequences_compared": len(short),
             "all_sequences_tokens_per_s": everything.tokens / everything_s,
+            "tuneflow_tokens_per_s_by_batch_size": sweep,
         },
     }
     print(json.dumps(report, indent=2))
