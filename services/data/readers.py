@@ -1,21 +1,27 @@
 """Read rows from JSON, JSONL, CSV, Parquet and plain-text files, one at a time, each with its location.
 
 A row that cannot even be parsed (bad JSON, bad UTF-8) comes back as a `Problem` instead of a value, so the
-caller reports it and carries on. JSONL, CSV, TXT and Parquet stream; a JSON array is parsed whole, as
-any JSON parser must (convert big JSON files to JSONL first).
+caller reports it and carries on. Every format streams, JSON arrays included (see `json_scan`), so a file
+of any size is read in bounded memory.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import ijson
+
 from shared.schemas.datasets import Problem
+
+from .json_scan import JsonBreak, open_json, scan_json
 
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", ".txt": "txt"}
 PARQUET_BATCH_ROWS = 1024
@@ -73,6 +79,8 @@ def _text_lines(path: Path, label: str) -> Iterator[tuple[Location, str | Proble
     """Each non-blank line with its location, decoded, or the UTF-8 problem that stopped it decoding."""
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
                 continue
             loc = Location(label, line=number)
@@ -94,32 +102,33 @@ def _read_jsonl(path: Path, label: str) -> Iterator[Row]:
 
 
 def _read_json(path: Path, label: str) -> Iterator[Row]:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        loc = Location(label, line=line)
-        yield Row(loc, problem=loc.problem("invalid_utf8", "bytes are not valid UTF-8; the file cannot be read"))
-        return
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":  # JSON Lines under a .json name, as `datasets` also accepts
+    shape = scan_json(path)
+    if isinstance(shape, JsonBreak):
+        if shape.code == "json_lines":  # JSON Lines under a .json name, as `datasets` also accepts
             yield from _read_jsonl(path, label)
             return
-        loc = Location(label, line=exc.lineno)
-        reason = f"not valid JSON: {exc.msg} at column {exc.colno}; the file cannot be read"
-        yield Row(loc, problem=loc.problem("invalid_json", reason))
+        loc = Location(label, line=shape.line, index=shape.index)
+        yield Row(loc, problem=loc.problem(shape.code, f"{shape.reason}; the file cannot be read"))
         return
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, list):
+    if shape.kind == "scalar":
         loc = Location(label)
         yield Row(loc, problem=loc.problem("wrong_type", "a JSON file must hold an array of records"))
         return
-    for index, item in enumerate(value):
-        yield Row(Location(label, index=index), item)
+    with open_json(path) as fh:
+        # One object stands for an array of one record.
+        for index, item in enumerate(ijson.items(fh, "item" if shape.kind == "array" else "")):
+            yield Row(Location(label, index=index), _floats_for_decimals(item))
+
+
+def _floats_for_decimals(value: Any) -> Any:
+    """ijson reads non-integral numbers as Decimal (its exact mode); json.loads gives float, and so do we."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _floats_for_decimals(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_floats_for_decimals(item) for item in value]
+    return value
 
 
 def _read_csv(path: Path, label: str) -> Iterator[Row]:
