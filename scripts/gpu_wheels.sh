@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PURE_SDISTS="rouge-score"  # published as source only: built into a wheel here (pure Python, any platform)
 NEEDED="alembic amqp annotated-types billiard bitsandbytes celery click-didyoumean click-plugins click-repl
-datasets datasketch dill fastapi kombu mako minio multiprocess peft prompt-toolkit pycryptodome argon2-cffi
+datasets datasketch dill fastapi ijson kombu mako minio multiprocess peft prompt-toolkit pycryptodome argon2-cffi
 argon2-cffi-bindings cffi pycparser pydantic pydantic-core pydantic-settings python-dotenv python-multipart redis
 nltk sqlalchemy sse-starlette starlette transformers typing-inspection tzlocal uvicorn vine wcwidth"
 pin_of() {
