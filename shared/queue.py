@@ -43,6 +43,7 @@ class TaskName(StrEnum):
     EXPORT_PING = "export.ping"
     EXPORT_RUN = "export.run"
     INFERENCE_PING = "inference.ping"
+    INFERENCE_GENERATE = "inference.generate"
 
 
 # Where each queue's tasks are defined. Strings, so `shared` never imports a service.

@@ -98,6 +98,19 @@ def s3_server() -> Iterator[str]:
         server.stop()
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread: two threads on two shared, busy cores run a tiny model several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def reset_process_state() -> None:
     """Forget every process-wide cache so new TUNEFLOW_* settings take effect."""
     from shared import queue

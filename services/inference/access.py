@@ -84,18 +84,24 @@ def resolve_model(config: ServeConfig, caller: Caller, name: str) -> Target:
     if name in config.adapters:
         return Target(name, config.adapters[name])
     if config.platform and caller.user_id is not None:
-        with session_scope() as session:
-            job = session.scalar(
-                select(Job).where(
-                    Job.fine_tuned_model == name,
-                    Job.user_id == caller.user_id,
-                    Job.status == JobStatus.SUCCEEDED.value,
-                )
-            )
-            source = job.result.get("model") if job is not None else None
-        if isinstance(source, str) and source:
+        source = fine_tuned_source(caller.user_id, name)
+        if source is not None:
             return Target(name, source)
     raise model_not_found(name)
+
+
+def fine_tuned_source(user_id: str, name: str) -> str | None:
+    """Where the model `name` is stored if it is one of `user_id`'s succeeded fine-tuned models, else None."""
+    with session_scope() as session:
+        job = session.scalar(
+            select(Job).where(
+                Job.fine_tuned_model == name,
+                Job.user_id == user_id,
+                Job.status == JobStatus.SUCCEEDED.value,
+            )
+        )
+        source = job.result.get("model") if job is not None else None
+    return source if isinstance(source, str) and source else None
 
 
 def list_models(config: ServeConfig, caller: Caller) -> list[ModelCard]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.inference.adapters import train_fixed_reply_adapter
-from tests.infra import Served, serve_in_thread
+from tests.infra import Served, one_torch_thread, serve_in_thread
 
 TOOL_REPLY = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 REPLIES = {"apple": "apple", "banana": "banana", "tools": TOOL_REPLY}
@@ -35,13 +35,9 @@ TRAINING: dict[str, dict[str, Any]] = {
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread() -> Iterator[None]:
-    """Two threads on two shared, busy cores run a tiny model ~10x slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    """Every inference test runs torch on one thread (two on two shared, busy cores are ~10x slower)."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
