@@ -7,6 +7,7 @@ in-process (Celery eager), so there is no second code path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -36,6 +37,7 @@ class TaskName(StrEnum):
     DATA_VALIDATE = "data.validate"
     DATA_CLEAN = "data.clean"
     DATA_PREPARE = "data.prepare"
+    DATA_PLAN_PARAPHRASES = "data.plan_paraphrases"
     TRAINING_PING = "training.ping"
     TRAINING_RUN = "training.run"
     EVALUATION_PING = "evaluation.ping"
@@ -118,7 +120,7 @@ def set_celery_app(app: Celery) -> None:
     app.set_default()
 
 
-def send_chain(steps: list[tuple[TaskName | str, BaseModel | dict[str, Any]]]) -> AsyncResult | EagerResult:
+def send_chain(steps: Sequence[tuple[TaskName | str, BaseModel | dict[str, Any]]]) -> AsyncResult | EagerResult:
     """Run tasks one after another, each with its own payload (immutable signatures: no result passing).
 
     A later step finds what an earlier one wrote under the job's deterministic object prefix.

@@ -43,9 +43,12 @@ def split_config(flat: dict[str, Any]) -> tuple[PrepareConfig, TrainJobConfig]:
 def submit_training(prepare: PrepareConfig, train: TrainJobConfig, user_id: str) -> tuple[str, Future]:
     """Upload a local dataset_dir, create the job and send the prepare -> train chain.
 
+    With `augment.paraphrase_model` the chain starts with planning and generating the paraphrases.
+
     Returns:
         The job id, and a future that completes when the chain has run (embedded) or been enqueued.
     """
+    from services.data.chain import prepare_steps
     from services.data.sources import upload_dataset_folder
     from shared.db import migrate, session_scope
     from shared.db.jobs import create_job, ensure_user
@@ -70,7 +73,7 @@ def submit_training(prepare: PrepareConfig, train: TrainJobConfig, user_id: str)
         )
         job_id = job.id
     steps = [
-        (TaskName.DATA_PREPARE, TaskPayload(job_id=job_id, user_id=user_id, config=prepare.model_dump(mode="json"))),
+        *prepare_steps(prepare, job_id=job_id, user_id=user_id),
         (TaskName.TRAINING_RUN, TaskPayload(job_id=job_id, user_id=user_id, config=train.model_dump(mode="json"))),
     ]
     # Embedded mode runs the chain eagerly: in a thread, so the caller can follow the job meanwhile.

@@ -34,6 +34,7 @@ from .augmentation import augment
 from .cleaning import Cleaner
 from .converters import Record, RecordError
 from .mixing import balanced_keep, mix_lines
+from .paraphrase import Paraphrases, load_paraphrases
 from .readers import Location
 from .registry import DatasetAttr, dataset_label, resolve_dataset
 from .rendering import Renderer
@@ -114,11 +115,15 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
-def dataset_id_for(config: PrepareConfig, sources: list[Source], fingerprint: str) -> str:
-    """The content-hash id: identical inputs, shaping options and tokenizer give the identical id."""
+def dataset_id_for(
+    config: PrepareConfig, sources: list[Source], fingerprint: str, paraphrases_sha256: str | None = None
+) -> str:
+    """The content-hash id: identical inputs, shaping options, tokenizer and paraphrases give the identical id."""
     shaping = config.model_dump(mode="json", exclude=NOT_SHAPING)
     shaping["dataset"] = [(s.attr.model_dump(mode="json", exclude={"name", "file_name"}), s.sha256) for s in sources]
     shaping.pop("dataset_dir", None)
+    if paraphrases_sha256 is not None:
+        shaping["paraphrases"] = paraphrases_sha256
     payload = json.dumps([PREPARE_VERSION, shaping, fingerprint], sort_keys=True)
     return "ds-" + hashlib.sha256(payload.encode()).hexdigest()[:32]
 
@@ -130,6 +135,24 @@ def resolve_sources(config: PrepareConfig, dataset_dir: Path | None) -> list[Sou
         attr, path = resolve_dataset(name, dataset_dir)
         sources.append(Source(attr, path, dataset_label(attr, path, dataset_dir), file_sha256(path)))
     return sources
+
+
+def cleaned_records(
+    config: PrepareConfig, sources: list[Source], builder: ReportBuilder
+) -> Iterator[tuple[int, Iterator[tuple[Location, Record]]]]:
+    """Each source's number and its valid, cleaned records (up to `max_samples`), read one source at a time.
+
+    Consume each source's records before asking for the next: one cleaner finds duplicates across sources.
+    """
+    cleaner = Cleaner(config.cleaning, builder)
+    for number, source in enumerate(sources):
+        records: Iterator[tuple[Location, Record]] = validated_records(
+            source.path, source.attr, config.stage, builder, source.label, config.balance_by
+        )
+        records = cleaner.clean(records)
+        if config.max_samples is not None:
+            records = itertools.islice(records, config.max_samples)
+        yield number, records
 
 
 def load_prepared(store: ObjectStore, user_id: str, dataset_id: str) -> PreparedDataset | None:
@@ -155,7 +178,8 @@ def prepare_dataset(
         config: What to prepare and how.
         store: Where inputs (for `store://` folders) and outputs live.
         user_id: Owner; outputs go under `users/{user}/datasets/{dataset_id}/`.
-        job_id: When given, the manifest is also written to `users/{user}/jobs/{job_id}/dataset/manifest.json`.
+        job_id: When given, the manifest is also written to `users/{user}/jobs/{job_id}/dataset/manifest.json`;
+            with `augment.paraphrase_model` the job's generated paraphrases are read from its prefix.
         notify: Called with progress messages and numbers.
 
     Returns:
@@ -163,7 +187,8 @@ def prepare_dataset(
 
     Raises:
         DataValidationError: strict mode found an invalid record.
-        ValueError: nothing valid was left to write.
+        ValueError: nothing valid was left to write, or paraphrasing was asked for without a job.
+        FileNotFoundError: the job's paraphrase responses are missing.
     """
     from shared.modelkit import load_tokenizer
 
@@ -171,12 +196,15 @@ def prepare_dataset(
     sources = resolve_sources(config, local_dataset_dir(config.dataset_dir, store, user_id))
     tokenizer = load_tokenizer(config.model_name_or_path)
     fingerprint = tokenizer_fingerprint(tokenizer)
-    dataset_id = dataset_id_for(config, sources, fingerprint)
+    paraphrases = None
+    if config.augment is not None and config.augment.paraphrasing:
+        paraphrases = load_paraphrases(store, user_id, job_id)
+    dataset_id = dataset_id_for(config, sources, fingerprint, paraphrases.sha256 if paraphrases else None)
     manifest = load_prepared(store, user_id, dataset_id)
     if manifest is not None:
         say(f"reusing prepared dataset {dataset_id}", {"dataset_id": dataset_id, "reused": True})
     else:
-        manifest = _build(config, sources, tokenizer, fingerprint, dataset_id, store, user_id, say)
+        manifest = _build(config, sources, tokenizer, fingerprint, dataset_id, store, user_id, say, paraphrases)
     if job_id is not None:
         put_bytes(
             store, object_key(user_id, ObjectKind.JOBS, job_id, JOB_MANIFEST_NAME), manifest.model_dump_json().encode()
@@ -193,12 +221,13 @@ def _build(
     store: ObjectStore,
     user_id: str,
     say: Notify,
+    paraphrases: Paraphrases | None,
 ) -> PreparedDataset:
     renderer = Renderer(tokenizer, config.template, chat=config.stage != "pt")
     builder = ReportBuilder(config.strict)
     with tempfile.TemporaryDirectory(prefix="tuneflow-prepare-") as tmp_name:
         tmp = Path(tmp_name)
-        staged, keeps, total = _stage_sources(config, sources, builder, tmp)
+        staged, keeps, total = _stage_sources(config, sources, builder, tmp, paraphrases)
         say("validated and cleaned", _summary(builder.report))
         lines = mix_lines(staged, keeps, config.mix_strategy, config.interleave_probs, config.seed)
         if config.mix_strategy != "concat" and len(staged) > 1:  # interleaved length is known only after a pass
@@ -254,6 +283,7 @@ def _summary(report: DataReport) -> dict[str, Any]:
         "records_written": report.records_written,
         "dropped": sum(report.dropped.values()),
         "truncated": report.truncated,
+        "augmented": report.augmented,
     }
 
 
@@ -270,22 +300,15 @@ def _lines(path: Path) -> Iterator[dict[str, str]]:
 
 
 def _stage_sources(
-    config: PrepareConfig, sources: list[Source], builder: ReportBuilder, tmp: Path
+    config: PrepareConfig, sources: list[Source], builder: ReportBuilder, tmp: Path, paraphrases: Paraphrases | None
 ) -> tuple[list[Path], list[set[int] | None], int]:
     """Pass 1: each dataset's valid, cleaned (and augmented) records to a JSONL file, with locations."""
-    cleaner = Cleaner(config.cleaning, builder)  # one cleaner: duplicates are found across datasets too
     staged: list[Path] = []
     keeps: list[set[int] | None] = []
     total = 0
-    for number, source in enumerate(sources):
-        records: Iterator[tuple[Location, Record]] = validated_records(
-            source.path, source.attr, config.stage, builder, source.label, config.balance_by
-        )
-        records = cleaner.clean(records)
-        if config.max_samples is not None:
-            records = itertools.islice(records, config.max_samples)
+    for number, records in cleaned_records(config, sources, builder):
         if config.augment is not None:
-            records = augment(records, config.augment, config.seed + number, builder)
+            records = augment(records, config.augment, augment_seed(config, number), builder, paraphrases)
         path = tmp / f"source-{number}.jsonl"
         labels: list[str] = []
         with open(path, "w", encoding="utf-8") as fh:
@@ -301,6 +324,11 @@ def _stage_sources(
         staged.append(path)
         keeps.append(keep)
     return staged, keeps, total
+
+
+def augment_seed(config: PrepareConfig, number: int) -> int:
+    """The seed augmentation (and the choice of records to paraphrase) uses for source `number`."""
+    return config.seed + number
 
 
 def _count_lines(path: Path) -> int:

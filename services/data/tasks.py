@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from shared.schemas.datasets import DataCheckConfig, PrepareConfig
 from shared.storage import ObjectKind, get_store, is_owned_key, object_key, put_bytes, upload_file, user_prefix
 
 from .checks import clean_dataset, validate_dataset
+from .paraphrase_plan import plan_paraphrases
 from .prepare import prepare_dataset
 from .validation import DataValidationError
 
@@ -49,6 +52,27 @@ def _problems_event(job_id: str, report: Any) -> None:
             level=EventLevel.WARN,
             data={"dropped": report.dropped},
         )
+    if report.paraphrases_dropped:
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(report.paraphrases_dropped.items()))
+        emit(
+            job_id,
+            f"left out {sum(report.paraphrases_dropped.values())} paraphrases ({reasons})",
+            level=EventLevel.WARN,
+            data={"paraphrases_dropped": report.paraphrases_dropped},
+        )
+
+
+@contextmanager
+def _failing_job(job_id: str) -> Iterator[None]:
+    """Mark the job failed, naming the problem, when reading or preparing its data raises."""
+    try:
+        yield
+    except DataValidationError as exc:
+        _fail(job_id, "invalid_data", f"invalid data: {exc}", exc.problem.field or "dataset")
+        raise
+    except (ValueError, FileNotFoundError, KeyError, PermissionError) as exc:
+        _fail(job_id, "data_preparation_failed", f"data preparation failed: {exc}", "dataset")
+        raise
 
 
 @shared_task(name=TaskName.DATA_PREPARE)
@@ -61,7 +85,7 @@ def prepare(payload: dict[str, Any]) -> dict[str, Any]:
     config = PrepareConfig.model_validate(task.config)
     check_store_inputs(task.user_id, config.dataset_dir)
     emit_status(task.job_id, JobStatus.VALIDATING_FILES, "preparing dataset")
-    try:
+    with _failing_job(task.job_id):
         manifest = prepare_dataset(
             config,
             store=get_store(),
@@ -69,16 +93,32 @@ def prepare(payload: dict[str, Any]) -> dict[str, Any]:
             job_id=task.job_id,
             notify=lambda message, data: emit(task.job_id, message, data=data),
         )
-    except DataValidationError as exc:
-        _fail(task.job_id, "invalid_data", f"invalid data: {exc}", exc.problem.field or "dataset")
-        raise
-    except (ValueError, FileNotFoundError, KeyError, PermissionError) as exc:
-        _fail(task.job_id, "data_preparation_failed", f"data preparation failed: {exc}", "dataset")
-        raise
     _problems_event(task.job_id, manifest.report)
     result = manifest.model_dump(mode="json")
     _succeed_if_data_job(task.job_id, {"dataset_id": manifest.dataset_id, "splits": manifest.splits})
     return result
+
+
+@shared_task(name=TaskName.DATA_PLAN_PARAPHRASES)
+def plan(payload: dict[str, Any]) -> dict[str, Any]:
+    """Write the paraphrase requests for `data.prepare`'s records (TaskPayload; `config` is a PrepareConfig dict).
+
+    The requests go to `users/{user}/jobs/{job_id}/paraphrase/requests.jsonl` for `inference.generate`.
+    Idempotent: the same inputs overwrite the same object with the same lines.
+    """
+    task = TaskPayload.model_validate(payload)
+    config = PrepareConfig.model_validate(task.config)
+    check_store_inputs(task.user_id, config.dataset_dir)
+    emit_status(task.job_id, JobStatus.VALIDATING_FILES, "planning paraphrases")
+    with _failing_job(task.job_id):
+        key, count = plan_paraphrases(
+            config,
+            store=get_store(),
+            user_id=task.user_id,
+            job_id=task.job_id,
+            notify=lambda message, data: emit(task.job_id, message, data=data),
+        )
+    return {"key": key, "requests": count}
 
 
 def _fail(job_id: str, code: str, message: str, param: str) -> None:

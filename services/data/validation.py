@@ -36,12 +36,21 @@ class ReportBuilder:
         """Record that a record was dropped for `problem` (raises DataValidationError when strict)."""
         report = self.report
         report.dropped[problem.code] = report.dropped.get(problem.code, 0) + 1
-        if len(report.problems) < MAX_LISTED_PROBLEMS:
-            report.problems.append(problem)
-        else:
-            report.problems_omitted += 1
+        self._list(problem)
         if self.strict:
             raise DataValidationError(problem, report)
+
+    def reject_paraphrase(self, problem: Problem, reason: str) -> None:
+        """Record a paraphrase left out for `reason`; the record itself stays, so strict mode does not stop."""
+        report = self.report
+        report.paraphrases_dropped[reason] = report.paraphrases_dropped.get(reason, 0) + 1
+        self._list(problem)
+
+    def _list(self, problem: Problem) -> None:
+        if len(self.report.problems) < MAX_LISTED_PROBLEMS:
+            self.report.problems.append(problem)
+        else:
+            self.report.problems_omitted += 1
 
     def count(self, step: str, n: int = 1) -> None:
         """Count `n` records changed or removed by a cleaning step."""

@@ -11,6 +11,10 @@ tokenizer, and it lives at `users/{user}/datasets/{dataset_id}/`:
 
 `data.prepare` also copies the manifest to `users/{user}/jobs/{job_id}/dataset/manifest.json`, the fixed key
 a chained training task reads.
+
+With `augment.paraphrase_model`, the chain runs `data.plan_paraphrases` first (requests at
+`users/{user}/jobs/{job_id}/paraphrase/requests.jsonl`), then `inference.generate` (responses at
+`.../paraphrase/responses.jsonl`), which `data.prepare` merges as variants.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 IGNORE_INDEX = -100
 PREPARED_MANIFEST = "manifest.json"
 JOB_MANIFEST_NAME = "dataset/manifest.json"  # under users/{user}/jobs/{job_id}/
+PARAPHRASE_REQUESTS_NAME = "paraphrase/requests.jsonl"  # under users/{user}/jobs/{job_id}/
+PARAPHRASE_RESPONSES_NAME = "paraphrase/responses.jsonl"  # under users/{user}/jobs/{job_id}/
+DEFAULT_PARAPHRASE_PROMPT = (
+    "Rewrite the following request so that it asks for exactly the same thing in different words. Keep every "
+    "detail, name and number. Reply with the rewritten request only.\n\n{instruction}"
+)
 
 Stage = Literal["sft", "pt", "rm", "dpo"]
 MixStrategy = Literal["concat", "interleave_under", "interleave_over"]
@@ -56,7 +66,7 @@ class CleaningConfig(BaseModel):
 
 
 class AugmentConfig(BaseModel):
-    """Seeded rule-based augmentation: extra variants of each record, added after the original."""
+    """Seeded augmentation: rule-based variants and model paraphrases of each record, added after the original."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -67,7 +77,35 @@ class AugmentConfig(BaseModel):
         default_factory=list,
         description="Templates for the first user turn, each containing `{instruction}` (one drawn per variant).",
     )
-    variants: int = Field(1, ge=0, le=16, description="Variants added per record.")
+    variants: int = Field(1, ge=0, le=16, description="Rule-based variants added per record.")
+    paraphrase_model: str | None = Field(
+        None,
+        description="Model that paraphrases the first user turn through the inference service: a local folder, "
+        "hub id, `store://users/...` prefix or your `ft:` name; None: no paraphrasing.",
+    )
+    paraphrase_adapter: str | None = Field(
+        None, description="LoRA adapter run on `paraphrase_model`: a `store://users/...` prefix or your `ft:` name."
+    )
+    paraphrases: int = Field(1, ge=1, le=8, description="Paraphrases asked for per picked record.")
+    paraphrase_fraction: float = Field(
+        1.0, gt=0, le=1, description="Share of conversations picked for paraphrasing (seeded, by content)."
+    )
+    paraphrase_prompt: str = Field(
+        DEFAULT_PARAPHRASE_PROMPT,
+        description="The user message sent to the paraphrase model; `{instruction}` is the first user turn.",
+    )
+    paraphrase_max_new_tokens: int = Field(
+        256, ge=1, le=8192, description="Longest paraphrase; one cut at this length is dropped as truncated."
+    )
+    paraphrase_temperature: float = Field(
+        0.7, ge=0, le=2, description="Sampling temperature; above 0 so several paraphrases of a record differ."
+    )
+    paraphrase_top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass for paraphrasing.")
+
+    @property
+    def paraphrasing(self) -> bool:
+        """Whether model paraphrases are asked for."""
+        return self.paraphrase_model is not None
 
     @field_validator("instruction_templates")
     @classmethod
@@ -76,6 +114,26 @@ class AugmentConfig(BaseModel):
             if "{instruction}" not in template:
                 raise ValueError(f"instruction template {template!r} lacks the `{{instruction}}` placeholder")
         return value
+
+    @field_validator("paraphrase_prompt")
+    @classmethod
+    def _prompt_has_slot(cls, value: str) -> str:
+        if "{instruction}" not in value:
+            raise ValueError("paraphrase_prompt lacks the `{instruction}` placeholder")
+        return value
+
+    @model_validator(mode="after")
+    def _check_paraphrasing(self) -> AugmentConfig:
+        if self.paraphrase_model is None:
+            stray = sorted(f for f in self.model_fields_set if f.startswith("paraphrase") and f != "paraphrase_model")
+            if stray:
+                raise ValueError(f"{stray[0]}: set paraphrase_model too, or drop the paraphrase options")
+        elif self.paraphrases > 1 and self.paraphrase_temperature == 0:
+            raise ValueError(
+                "paraphrase_temperature: with paraphrases > 1 sample above 0, else every paraphrase of a record "
+                "is the same"
+            )
+        return self
 
 
 class PrepareConfig(BaseModel):
@@ -133,7 +191,7 @@ class PrepareConfig(BaseModel):
     )
     strict: bool = Field(False, description="Fail on the first invalid record instead of dropping and reporting it.")
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig, description="Cleaning steps.")
-    augment: AugmentConfig | None = Field(None, description="Rule-based augmentation; None: off.")
+    augment: AugmentConfig | None = Field(None, description="Rule-based variants and model paraphrases; None: off.")
 
     @field_validator("dataset", "interleave_probs", mode="before")
     @classmethod
@@ -181,7 +239,13 @@ class DataReport(BaseModel):
     dropped: dict[str, int] = Field(default_factory=dict, description="Records dropped, by problem code.")
     cleaning: dict[str, int] = Field(default_factory=dict, description="Records changed or removed, by step.")
     truncated: int = Field(0, description="Examples shortened to `cutoff_len` at a turn boundary.")
-    augmented: int = Field(0, description="Variants added by augmentation.")
+    augmented: int = Field(0, description="Variants added by augmentation (paraphrases included).")
+    paraphrased: int = Field(0, description="Paraphrase variants added.")
+    paraphrases_dropped: dict[str, int] = Field(
+        default_factory=dict,
+        description="Paraphrases not added, by reason (`empty`, `identical`, `truncated`, `duplicate`, `error`, "
+        "`missing`).",
+    )
     problems: list[Problem] = Field(default_factory=list, description="Located problems (first 1000).")
     problems_omitted: int = Field(0, description="Problems counted but not listed beyond the first 1000.")
 
