@@ -8,13 +8,11 @@ from typing import Any
 from celery import shared_task
 
 from shared.db.jobs import is_cancel_requested
-from shared.events import answer_ping, emit, emit_status
+from shared.events import answer_ping, emit, emit_status, worker_name
 from shared.queue import Queue, TaskName
 from shared.schemas import JobStatus, TaskPayload
 from shared.schemas.generation import GenerateConfig
 from shared.storage import ObjectNotFoundError, get_store
-
-from .batch import GenerationCancelled, run_generate_job
 
 
 @shared_task(name=TaskName.INFERENCE_PING)
@@ -30,13 +28,16 @@ def generate(payload: dict[str, Any]) -> dict[str, Any]:
     Writes `users/{user}/jobs/{job_id}/{responses_name}` and returns its key and counts. Idempotent: a
     redelivered task overwrites its own responses.
     """
+    from .batch import GenerationCancelled, run_generate_job  # torch and the engine: only when generating
+
     task = TaskPayload.model_validate(payload)
     config = GenerateConfig.model_validate(task.config)
     job_id = task.job_id
     if is_cancel_requested(job_id):
         emit_status(job_id, JobStatus.CANCELLED, "cancelled before generation started")
         raise GenerationCancelled(f"job {job_id} was cancelled")
-    emit(job_id, f"generating with {config.model}", data={"model": config.model, "adapter": config.adapter})
+    started = {"model": config.model, "adapter": config.adapter, "worker": worker_name()}
+    emit(job_id, f"generating with {config.model}", data=started)
 
     def progress(done: int, total: int) -> bool:
         emit(job_id, f"generated {done}/{total} responses", data={"done": done, "total": total})

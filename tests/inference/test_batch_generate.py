@@ -152,3 +152,44 @@ def test_other_users_models_and_keys_are_refused_naming_the_field(
 
     error = _job_error(job_id)
     assert (error["code"], error["param"]) == ("permission_denied", field)
+
+
+def test_progress_is_reported_and_stops_generation_when_asked(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.inference import batch
+    from shared.schemas.generation import GenerateConfig, GenerationRequest
+
+    monkeypatch.setattr(batch, "PROGRESS_INTERVAL_S", 0.0)  # report between every two decode steps
+    reports: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> bool:
+        reports.append((done, total))
+        return len(reports) < 3
+
+    config = GenerateConfig(model=str(tiny_model_dir), requests_key="unused", max_new_tokens=500, batch_size=1)
+    requests = [GenerationRequest(id=str(i), prompt="Once upon a time") for i in range(3)]
+    with pytest.raises(batch.GenerationCancelled, match="stopped after 0 of 3 responses"):
+        batch.generate_responses(config, requests, model_source=str(tiny_model_dir), progress=progress)
+    assert reports == [(0, 3)] * 3
+
+
+def test_a_cancelled_job_generates_nothing(embedded: Path, tiny_model_dir: Path) -> None:
+    from shared.db import Job, session_scope
+    from shared.db.jobs import create_job, ensure_user, request_cancel
+    from shared.schemas import JobKind
+    from shared.storage import get_store
+
+    with session_scope() as session:
+        ensure_user(session, "local")
+        job_id = create_job(session, user_id="local", kind=JobKind.DATA, config={}).id
+    request_cancel(job_id)
+    key = f"users/local/jobs/{job_id}/requests.jsonl"
+    _put_requests(key, [{"id": "q", "prompt": "hi"}])
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        _generate(job_id, model=str(tiny_model_dir), requests_key=key)
+
+    with session_scope() as session:
+        assert session.get(Job, job_id).status == "cancelled"
+    assert not list(get_store().list(f"users/local/jobs/{job_id}/generate/"))

@@ -197,6 +197,39 @@ def test_a_training_job_runs_through_real_workers_on_redis_and_s3(
     assert len(metrics) >= 2  # logged every step, recorded by the events worker
 
 
+def test_a_paraphrasing_data_job_runs_through_the_data_and_inference_workers(
+    topology: Topology, platform_env: dict, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """`tuneflow data prepare` with a paraphrase model: plan, generate and prepare, each on its service's worker."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from shared.storage import get_bytes, get_store
+    from tests.data.test_paraphrase import INSTRUCTIONS, write_dataset
+    from tuneflow.cli import app
+
+    config = tmp_path / "data.yaml"
+    augment = {"paraphrase_model": str(tiny_model_dir), "paraphrase_max_new_tokens": 4}
+    values = {"model_name_or_path": str(tiny_model_dir), "dataset": "tiny", "augment": augment}
+    config.write_text(yaml.safe_dump({**values, "dataset_dir": str(write_dataset(tmp_path / "data"))}))
+
+    result = CliRunner().invoke(app, ["data", "prepare", "--config", str(config), "--user", "alice"])
+
+    assert result.exit_code == 0, result.output
+    dataset_id = json.loads(result.stdout)["dataset_id"]
+    manifest = json.loads(get_bytes(get_store(), f"users/alice/datasets/{dataset_id}/manifest.json"))
+    # The random-init model never ends a rewrite within 4 tokens: every paraphrase is cut, and left out.
+    assert manifest["report"]["paraphrases_dropped"] == {"truncated": len(INSTRUCTIONS)}
+    job_id = result.stderr.split("job ", 1)[1].split(":", 1)[0]
+    events = {e.message: e for e in wait_for_events(job_id, 9)}  # events reach the recorder asynchronously
+    generating = events[f"generating with {tiny_model_dir}"]
+    assert int(generating.data["worker"].rsplit(":", 1)[1]) == topology.process("inference-worker").pid
+    assert f"planned {len(INSTRUCTIONS)} paraphrase requests" in events
+    assert f"generated {len(INSTRUCTIONS)} responses" in events
+
+
 def test_up_again_says_already_up_and_starts_nothing(topology: Topology) -> None:
     result = run_dev("up", *topology.up_args, env=topology.cli_env, timeout=60)
 
