@@ -104,6 +104,8 @@ def generate_responses(
         ValueError: `model` is a LoRA adapter, or has no chat template while requests hold `messages`.
         GenerationCancelled: `progress` returned False.
     """
+    if not requests:
+        return []  # nothing to ask: no reason to load a model
     if (Path(resolve_model_source(model_source)) / "adapter_config.json").is_file():
         raise ValueError(f"model: {model_source!r} is a LoRA adapter; give its base as `model` and it as `adapter`")
     engine = TransformersEngine(

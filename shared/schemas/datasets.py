@@ -216,6 +216,10 @@ class PrepareConfig(BaseModel):
                 raise ValueError("interleave_probs: probabilities must sum to 1")
         if self.stage == "pt" and self.template is not None:
             raise ValueError("template: pre-training (stage pt) renders raw text, drop the template")
+        if self.stage != "sft" and self.augment is not None and self.augment.paraphrasing:
+            raise ValueError(
+                f"augment.paraphrase_model: only sft conversations are paraphrased, not stage {self.stage}"
+            )
         return self
 
 

@@ -200,6 +200,11 @@ def test_paraphrase_options_are_checked_naming_the_field(augment: dict, message:
         AugmentConfig.model_validate(augment)
 
 
+def test_only_sft_data_is_paraphrased() -> None:
+    with pytest.raises(ValidationError, match="augment.paraphrase_model: only sft conversations are paraphrased"):
+        PrepareConfig(model_name_or_path="m", dataset="d", stage="dpo", augment={"paraphrase_model": "m"})
+
+
 def test_the_chain_gets_planning_and_generation_only_when_paraphrasing(tmp_path: Path) -> None:
     plain = PrepareConfig(model_name_or_path="m", dataset="tiny", dataset_dir="store://users/alice/uploads/u1/")
     assert [name for name, _ in prepare_steps(plain, job_id="job-1", user_id="alice")] == [TaskName.DATA_PREPARE]
