@@ -5,6 +5,10 @@ The check runs inside every training worker (a daemon thread started when the wo
 `tasks.py`), so no extra scheduler process is needed; the update is guarded by the old status and
 heartbeat, so two workers checking at once requeue a job only once. The requeued task resumes from the
 job's latest stored checkpoint.
+
+A task takes its job with `claim_job`, which refuses while another worker's lease is live: Redis hands a
+dead worker's unacknowledged message out again after `visibility_timeout_s`, often after the lease check
+requeued the job, and that second copy must not start a second run beside the first.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from shared.db import Job
 from shared.db.session import session_scope
 from shared.queue import TaskName, send_task
-from shared.schemas import JobKind, JobStatus, TaskPayload
+from shared.schemas import TERMINAL_STATUSES, JobKind, JobStatus, TaskPayload
 from shared.settings import get_settings
 
 
@@ -46,6 +50,27 @@ def requeue_expired_jobs(now: datetime | None = None) -> list[str]:
     for job_id, user_id, config in requeued:
         send_task(TaskName.TRAINING_RUN, TaskPayload(job_id=job_id, user_id=user_id, config=config))
     return [job_id for job_id, _, _ in requeued]
+
+
+def claim_job(job_id: str, worker: str, now: datetime | None = None) -> bool:
+    """Take `job_id`'s lease for `worker` unless another worker holds a live one; True if taken.
+
+    A job is free when it is not running yet (queued, or just prepared by the data service) or its lease
+    has expired. One guarded update, so of two deliveries that arrive together only one takes the job.
+    """
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(seconds=get_settings().job_lease_s)
+    with session_scope() as session:
+        claimed = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.status.not_in([s.value for s in TERMINAL_STATUSES]),
+                or_(Job.status != JobStatus.RUNNING.value, Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
+            )
+            .values(status=JobStatus.RUNNING.value, heartbeat_at=now, worker=worker)
+        )
+        return bool(claimed.rowcount)
 
 
 def start_lease_checker(every_s: float | None = None) -> threading.Event:

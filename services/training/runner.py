@@ -40,6 +40,7 @@ from shared.storage import (
 
 from .checkpoints import checkpoints_prefix, restore_latest
 from .launch import run_training_process
+from .lease import claim_job
 from .preflight import ModelShape, PreflightError, available_bytes, check_fits
 from .recipe import OUTCOME_FILE, Outcome, RunSpec
 
@@ -60,6 +61,8 @@ def run_training_job(*, job_id: str, user_id: str, config: dict[str, Any]) -> Ta
     status = _current_status(job_id)
     if status in TERMINAL_STATUSES:
         return TaskResult(job_id=job_id, status=status.value)  # a duplicate delivery of a finished job
+    if status is not None and not claim_job(job_id, worker_name()):
+        return TaskResult(job_id=job_id, status=JobStatus.RUNNING.value)  # a duplicate: another worker runs it
     try:
         train_config = TrainJobConfig.model_validate(config)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,15 @@ def job_row(job_id: str) -> dict[str, Any]:
         return {c.name: getattr(job, c.name) for c in Job.__table__.columns}
 
 
+def set_running(job_id: str, heartbeat: datetime) -> None:
+    """Mark the job running with its last heartbeat at `heartbeat` (e.g. a lease that ran out)."""
+    from shared.db import Job, session_scope
+
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        job.status, job.heartbeat_at = "running", heartbeat
+
+
 def run_training(
     model_dir: Path, records: list[dict], prepare: dict[str, Any] | None = None, **overrides: Any
 ) -> tuple[str, dict[str, Any]]:
@@ -137,3 +147,11 @@ def read_trainer_log(job_id: str, user_id: str = "local") -> list[dict[str, Any]
 
     raw = get_bytes(get_store(), object_key(user_id, ObjectKind.JOBS, job_id, "logs/trainer_log.jsonl")).decode()
     return [r for r in map(json.loads, raw.splitlines()) if "loss" in r]
+
+
+def stored_checkpoint_steps(job_id: str, user_id: str = "local") -> list[int]:
+    """Steps of the job's complete checkpoints in the store, oldest first."""
+    from services.training.checkpoints import list_checkpoints
+    from shared.storage import ObjectKind, get_store, object_key
+
+    return [step for step, _ in list_checkpoints(get_store(), object_key(user_id, ObjectKind.JOBS, job_id))]

@@ -10,15 +10,7 @@ import pytest
 from services.training import lease
 from services.training.preflight import ModelShape, PreflightError, check_fits, estimate_bytes
 from shared.schemas.training import TrainJobConfig
-from tests.training.conftest import create_training_job, job_row, run_training, task_records
-
-
-def _set_running(job_id: str, heartbeat: datetime) -> None:
-    from shared.db import Job, session_scope
-
-    with session_scope() as session:
-        job = session.get(Job, job_id)
-        job.status, job.heartbeat_at = "running", heartbeat
+from tests.training.conftest import create_training_job, job_row, run_training, set_running, task_records
 
 
 def test_expired_lease_is_requeued_once(embedded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,13 +19,23 @@ def test_expired_lease_is_requeued_once(embedded: Path, monkeypatch: pytest.Monk
     now = datetime.now(UTC)
     stale = create_training_job({"model_name_or_path": "m"})
     fresh = create_training_job({"model_name_or_path": "m"})
-    _set_running(stale, now - timedelta(seconds=600))  # default lease: 180 s
-    _set_running(fresh, now - timedelta(seconds=10))
+    set_running(stale, now - timedelta(seconds=600))  # default lease: 180 s
+    set_running(fresh, now - timedelta(seconds=10))
 
     assert lease.requeue_expired_jobs(now) == [stale]
     assert lease.requeue_expired_jobs(now) == []  # requeued jobs are queued, not running: no double requeue
     assert [(name, p.job_id, p.config) for name, p in sent] == [("training.run", stale, {"model_name_or_path": "m"})]
     assert job_row(stale)["status"] == "queued" and job_row(fresh)["status"] == "running"
+
+
+def test_a_job_is_claimed_once_while_its_lease_lives(embedded: Path) -> None:
+    now = datetime.now(UTC)
+    job_id = create_training_job({"model_name_or_path": "m"})
+
+    assert lease.claim_job(job_id, "host:1", now)
+    assert not lease.claim_job(job_id, "host:2", now + timedelta(seconds=10))  # a duplicate delivery meanwhile
+    assert lease.claim_job(job_id, "host:2", now + timedelta(seconds=181))  # default lease: 180 s
+    assert job_row(job_id)["worker"] == "host:2" and job_row(job_id)["status"] == "running"
 
 
 QWEN_7B = ModelShape(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from tests.training.conftest import (
     create_training_job,
     job_row,
     read_trainer_log,
+    set_running,
+    stored_checkpoint_steps,
     task_records,
     write_prepared_dataset,
 )
@@ -41,13 +44,6 @@ def _submit(model_dir: Path) -> tuple[str, dict]:
     return job_id, {"job_id": job_id, "user_id": "local", "config": config}
 
 
-def _stored_checkpoint_steps(job_id: str) -> list[int]:
-    from services.training.checkpoints import list_checkpoints
-    from shared.storage import ObjectKind, get_store, object_key
-
-    return [step for step, _ in list_checkpoints(get_store(), object_key("local", ObjectKind.JOBS, job_id))]
-
-
 @pytest.mark.slow
 def test_sigkilled_worker_resumes_with_identical_losses(embedded: Path, task_model_dir: Path) -> None:
     import json
@@ -61,13 +57,15 @@ def test_sigkilled_worker_resumes_with_identical_losses(embedded: Path, task_mod
     job_id, payload = _submit(task_model_dir)
     worker = subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(payload)], start_new_session=True)
     deadline = time.monotonic() + 120
-    while not any(step >= 8 for step in _stored_checkpoint_steps(job_id)):
+    while not any(step >= 8 for step in stored_checkpoint_steps(job_id)):
         assert worker.poll() is None and time.monotonic() < deadline, "worker ended before its second checkpoint"
         time.sleep(0.05)
     os.killpg(worker.pid, signal.SIGKILL)  # the worker and its training process, mid-job
     worker.wait()
-    killed_at = max(_stored_checkpoint_steps(job_id))
+    killed_at = max(stored_checkpoint_steps(job_id))
     assert killed_at < CONFIG["max_steps"] and job_row(job_id)["status"] == "running"
+    assert send_task(TaskName.TRAINING_RUN, payload).get()["status"] == "running"  # the dead worker's lease holds
+    set_running(job_id, datetime.now(UTC) - timedelta(hours=1))  # Redis redelivers only after the lease ran out
 
     send_task(TaskName.TRAINING_RUN, payload).get()  # the redelivered task
 
