@@ -1,4 +1,4 @@
-"""Starting the training process and watching it: heartbeats, exit status, the parent-death guard.
+"""Starting the training process and waiting for it: exit status, the parent-death guard.
 
 Training never runs inside the Celery worker process: CUDA cannot be initialised again in a forked
 process, and a crash (or the OOM killer) must not take the worker down. The child is a fresh
@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from .recipe import RunSpec
@@ -34,8 +33,8 @@ def command(spec_path: Path, num_processes: int) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}", *module]
 
 
-def run_training_process(spec: RunSpec, num_processes: int, *, heartbeat: Callable[[], None], every_s: float) -> None:
-    """Run the recipe in a child process, calling `heartbeat` every `every_s` seconds until it exits.
+def run_training_process(spec: RunSpec, num_processes: int) -> None:
+    """Run the recipe in a child process and wait for it to exit (the job's lease is renewed meanwhile by the caller).
 
     Raises:
         TrainingProcessError: the child exited non-zero (its log tail is in the message).
@@ -53,12 +52,7 @@ def run_training_process(spec: RunSpec, num_processes: int, *, heartbeat: Callab
             env=env,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-        while True:
-            try:
-                code = proc.wait(timeout=every_s)
-                break
-            except subprocess.TimeoutExpired:
-                heartbeat()
+        code = proc.wait()
     if code != 0:
         tail = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
         raise TrainingProcessError(f"training process exited with code {code}:\n{tail}")

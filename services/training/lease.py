@@ -13,13 +13,16 @@ requeued the job, and that second copy must not start a second run beside the fi
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
 from shared.db import Job
 from shared.db.session import session_scope
+from shared.events import emit, worker_name
 from shared.queue import TaskName, send_task
 from shared.schemas import TERMINAL_STATUSES, JobKind, JobStatus, TaskPayload
 from shared.settings import get_settings
@@ -71,6 +74,31 @@ def claim_job(job_id: str, worker: str, now: datetime | None = None) -> bool:
             .values(status=JobStatus.RUNNING.value, heartbeat_at=now, worker=worker)
         )
         return bool(claimed.rowcount)
+
+
+@contextlib.contextmanager
+def lease_renewed(job_id: str) -> Iterator[None]:
+    """Send a heartbeat for `job_id` every `worker_heartbeat_s` seconds while the block runs.
+
+    The whole job renews its lease, not only the training process: fetching the dataset, restoring a
+    checkpoint and uploading the final model can each outlast `job_lease_s` on a big model.
+    """
+    stop = threading.Event()
+    every_s = get_settings().worker_heartbeat_s
+    worker = worker_name()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            with contextlib.suppress(Exception):  # a broker hiccup must not end the renewals; the next beat retries
+                emit(job_id, "heartbeat", data={"heartbeat": True, "worker": worker})
+
+    thread = threading.Thread(target=beat, name=f"lease-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def start_lease_checker(every_s: float | None = None) -> threading.Event:

@@ -40,7 +40,7 @@ from shared.storage import (
 
 from .checkpoints import checkpoints_prefix, restore_latest
 from .launch import run_training_process
-from .lease import claim_job
+from .lease import claim_job, lease_renewed
 from .preflight import ModelShape, PreflightError, available_bytes, check_fits
 from .recipe import OUTCOME_FILE, Outcome, RunSpec
 
@@ -76,7 +76,8 @@ def run_training_job(*, job_id: str, user_id: str, config: dict[str, Any]) -> Ta
         return TaskResult(job_id=job_id, status=JobStatus.CANCELLED.value)
     emit_status(job_id, JobStatus.RUNNING, worker=worker_name())
     try:
-        return _run(job_id, user_id, train_config)
+        with lease_renewed(job_id):
+            return _run(job_id, user_id, train_config)
     except PreflightError as exc:
         return _fail(job_id, "insufficient_memory", str(exc), param=exc.param)
     except Exception as exc:  # noqa: BLE001 - a job left "running" would be requeued forever by the lease check
@@ -107,8 +108,7 @@ def _run(job_id: str, user_id: str, config: TrainJobConfig) -> TaskResult:
         workdir=str(workdir),
         resume_from=str(resume_from) if resume_from else None,
     )
-    heartbeat_s = get_settings().worker_heartbeat_s
-    run_training_process(spec, config.num_processes, heartbeat=lambda: _heartbeat(job_id), every_s=heartbeat_s)
+    run_training_process(spec, config.num_processes)
 
     outcome = Outcome.model_validate_json((workdir / OUTCOME_FILE).read_text())
     if outcome.status == "cancelled":
@@ -170,10 +170,6 @@ def _upload_outputs(store, job_prefix: str, workdir: Path, config: TrainJobConfi
             upload_file(store, job_prefix + name, workdir / name)
             outputs[name.split(".")[0]] = job_prefix + name
     return outputs
-
-
-def _heartbeat(job_id: str) -> None:
-    emit(job_id, "heartbeat", data={"heartbeat": True, "worker": worker_name()})
 
 
 def _current_status(job_id: str) -> JobStatus | None:
