@@ -24,14 +24,15 @@ from shared.db import Job
 from shared.db.session import session_scope
 from shared.events import emit, worker_name
 from shared.queue import TaskName, send_task
-from shared.schemas import TERMINAL_STATUSES, JobKind, JobStatus, TaskPayload
+from shared.schemas import TERMINAL_STATUSES, EventLevel, JobKind, JobStatus, TaskPayload
 from shared.settings import get_settings
 
 
 def requeue_expired_jobs(now: datetime | None = None) -> list[str]:
     """Send `training.run` again for every running training job whose lease has expired; return their ids."""
     now = now or datetime.now(UTC)
-    cutoff = now - timedelta(seconds=get_settings().job_lease_s)
+    lease_s = get_settings().job_lease_s
+    cutoff = now - timedelta(seconds=lease_s)
     requeued: list[tuple[str, str, dict]] = []
     with session_scope() as session:
         stale = session.scalars(
@@ -51,6 +52,9 @@ def requeue_expired_jobs(now: datetime | None = None) -> list[str]:
             if claimed.rowcount:
                 requeued.append((job.id, job.user_id, dict(job.config)))
     for job_id, user_id, config in requeued:
+        emit(
+            job_id, f"no heartbeat for {lease_s}s: requeued", level=EventLevel.WARN, data={"requeued_by": worker_name()}
+        )
         send_task(TaskName.TRAINING_RUN, TaskPayload(job_id=job_id, user_id=user_id, config=config))
     return [job_id for job_id, _, _ in requeued]
 

@@ -48,14 +48,13 @@ def task_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(TinyModelSpec(arch="qwen2", corpus=[corpus]), tmp_path_factory.mktemp("task-model"))
 
 
-def write_prepared_dataset(
+def prepare_payload(
     *, user_id: str, job_id: str, model_dir: Path, records: list[dict], stage: str = "sft", **prepare: Any
 ) -> dict[str, Any]:
-    """Run the data service's `data.prepare` for `job_id` on `records`, as the CLI's chain does; return the manifest."""
+    """Upload `records` as the user's dataset folder; return the `data.prepare` payload for `job_id`."""
     import tempfile
 
     from services.data.sources import upload_dataset_folder
-    from shared.queue import TaskName, send_task
     from shared.storage import get_store
 
     folder = Path(tempfile.mkdtemp(prefix="tuneflow-task-"))
@@ -75,7 +74,19 @@ def write_prepared_dataset(
         "cleaning": {"dedup": "none"},
         **prepare,
     }
-    return send_task(TaskName.DATA_PREPARE, {"job_id": job_id, "user_id": user_id, "config": config}).get()
+    return {"job_id": job_id, "user_id": user_id, "config": config}
+
+
+def write_prepared_dataset(
+    *, user_id: str, job_id: str, model_dir: Path, records: list[dict], stage: str = "sft", **prepare: Any
+) -> dict[str, Any]:
+    """Run the data service's `data.prepare` for `job_id` on `records`, as the CLI's chain does; return the manifest."""
+    from shared.queue import TaskName, send_task
+
+    payload = prepare_payload(
+        user_id=user_id, job_id=job_id, model_dir=model_dir, records=records, stage=stage, **prepare
+    )
+    return send_task(TaskName.DATA_PREPARE, payload).get()
 
 
 def create_training_job(config: dict[str, Any], user_id: str = "local") -> str:
