@@ -30,10 +30,13 @@ def record_event(session: Session, event: Event) -> bool:
 
 
 def _apply(job: Job, event: Event) -> None:
-    if "worker" in event.data:
-        job.worker = str(event.data["worker"])
+    worker = event.data.get("worker")
     if event.data.get("heartbeat"):
+        if job.worker is not None and worker is not None and str(worker) != job.worker:
+            return  # a late beat from a worker that lost the job neither renews its lease nor takes the job back
         job.heartbeat_at = event.created_at
+    if worker is not None:
+        job.worker = str(worker)
     status = event.data.get("status")
     if status is None or JobStatus(job.status) in TERMINAL_STATUSES:
         return  # a late event never revives a finished job

@@ -14,6 +14,7 @@ requeued the job, and that second copy must not start a second run beside the fi
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ from shared.events import emit, worker_name
 from shared.queue import TaskName, send_task
 from shared.schemas import TERMINAL_STATUSES, EventLevel, JobKind, JobStatus, TaskPayload
 from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 def requeue_expired_jobs(now: datetime | None = None) -> list[str]:
@@ -116,7 +119,10 @@ def start_lease_checker(every_s: float | None = None) -> threading.Event:
 
     def loop() -> None:
         while not stop.wait(interval):
-            requeue_expired_jobs()
+            try:
+                requeue_expired_jobs()
+            except Exception:  # a database or broker blip must not end this worker's checks for good
+                log.exception("lease check failed; retrying in %.0f s", interval)
 
     threading.Thread(target=loop, name="training-lease-checker", daemon=True).start()
     return stop

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +37,49 @@ def test_a_job_is_claimed_once_while_its_lease_lives(embedded: Path) -> None:
     assert not lease.claim_job(job_id, "host:2", now + timedelta(seconds=10))  # a duplicate delivery meanwhile
     assert lease.claim_job(job_id, "host:2", now + timedelta(seconds=181))  # default lease: 180 s
     assert job_row(job_id)["worker"] == "host:2" and job_row(job_id)["status"] == "running"
+
+
+def test_a_late_heartbeat_from_the_worker_that_lost_the_job_changes_nothing(embedded: Path) -> None:
+    from services.gateway.recorder import record_event
+    from shared.db import JobEvent, session_scope
+    from shared.schemas import Event
+
+    now = datetime.now(UTC)
+    job_id = create_training_job({"model_name_or_path": "m"})
+    assert lease.claim_job(job_id, "host:2", now)  # host:1 died; host:2 took the job over
+    late = Event(job_id=job_id, message="heartbeat", data={"heartbeat": True, "worker": "host:1"})
+    late.created_at = now - timedelta(seconds=5)
+    beat = Event(job_id=job_id, message="heartbeat", data={"heartbeat": True, "worker": "host:2"})
+    beat.created_at = now + timedelta(seconds=1)
+
+    with session_scope() as session:
+        assert record_event(session, late)
+    row = job_row(job_id)
+    assert row["worker"] == "host:2" and row["heartbeat_at"].replace(tzinfo=UTC) == now
+    with session_scope() as session:
+        assert record_event(session, beat)
+        assert session.get(JobEvent, late.id) is not None  # the late beat is still on the job's record
+    assert job_row(job_id)["heartbeat_at"].replace(tzinfo=UTC) == beat.created_at
+
+
+def test_the_lease_checker_outlives_a_failing_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def flaky() -> list[str]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("database went away")
+        return []
+
+    monkeypatch.setattr(lease, "requeue_expired_jobs", flaky)
+    stop = lease.start_lease_checker(every_s=0.01)
+    try:
+        deadline = time.monotonic() + 5
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+    assert len(calls) >= 3
 
 
 QWEN_7B = ModelShape(
