@@ -53,3 +53,31 @@ def adapter_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 def running(app: Any) -> AbstractContextManager[Served]:
     """Serve `app` with uvicorn in a thread; shut it down gracefully afterwards."""
     return serve_in_thread(app, timeout_s=60)
+
+
+def add_fine_tuned_job(user_id: str, job_id: str, model: Path) -> str:
+    """A succeeded training job of `user_id` whose model (an adapter or a whole model) is in the store.
+
+    Returns its `ft:` name.
+    """
+    from shared.db import Job, session_scope
+    from shared.db.jobs import ensure_user
+    from shared.storage import get_store, upload_dir
+
+    prefix = f"users/{user_id}/jobs/{job_id}/final/"
+    upload_dir(get_store(), prefix, model)
+    name = f"ft:tiny:{user_id}:{job_id}"
+    with session_scope() as session:
+        ensure_user(session, user_id)
+        session.add(
+            Job(
+                id=job_id,
+                user_id=user_id,
+                kind="training",
+                status="succeeded",
+                model="tiny",
+                fine_tuned_model=name,
+                result={"model": f"store://{prefix}"},
+            )
+        )
+    return name

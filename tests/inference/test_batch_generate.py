@@ -11,7 +11,7 @@ import pytest
 from shared.queue import TaskName, send_task
 from shared.schemas import TaskPayload
 from tests.inference.adapters import train_fixed_reply_adapter
-from tests.inference.conftest import running
+from tests.inference.conftest import add_fine_tuned_job, running
 
 REQUESTS = [
     {"id": "story", "messages": [{"role": "user", "content": "Tell me a story about a fox."}]},
@@ -77,35 +77,10 @@ def test_responses_are_seeded_and_equal_the_servers_answers(embedded: Path, tiny
             assert (text, choice["finish_reason"]) == (response["text"], response["finish_reason"]), request["id"]
 
 
-def _add_fine_tuned_job(user_id: str, job_id: str, adapter: Path) -> str:
-    """A succeeded training job of `user_id` whose adapter is in the store; returns its `ft:` name."""
-    from shared.db import Job, session_scope
-    from shared.db.jobs import ensure_user
-    from shared.storage import get_store, upload_dir
-
-    prefix = f"users/{user_id}/jobs/{job_id}/final/"
-    upload_dir(get_store(), prefix, adapter)
-    name = f"ft:tiny:{user_id}:{job_id}"
-    with session_scope() as session:
-        ensure_user(session, user_id)
-        session.add(
-            Job(
-                id=job_id,
-                user_id=user_id,
-                kind="training",
-                status="succeeded",
-                model="tiny",
-                fine_tuned_model=name,
-                result={"model": f"store://{prefix}"},
-            )
-        )
-    return name
-
-
 def test_a_users_fine_tuned_adapter_generates_by_its_ft_name(
     embedded: Path, tiny_model_dir: Path, apple_adapter: Path
 ) -> None:
-    name = _add_fine_tuned_job("alice", "ftjob-alice1", apple_adapter)
+    name = add_fine_tuned_job("alice", "ftjob-alice1", apple_adapter)
     key = "users/alice/jobs/gen-a/requests.jsonl"
     _put_requests(key, [{"id": "q", "messages": [{"role": "user", "content": "hi"}]}])
 
@@ -139,7 +114,7 @@ def test_other_users_models_and_keys_are_refused_naming_the_field(
     from shared.db.jobs import create_job, ensure_user
     from shared.schemas import JobKind
 
-    _add_fine_tuned_job("alice", "ftjob-alice1", apple_adapter)
+    add_fine_tuned_job("alice", "ftjob-alice1", apple_adapter)
     _put_requests("users/alice/jobs/gen-a/requests.jsonl", [{"id": "q", "prompt": "hi"}])
     _put_requests("users/bob/jobs/mine/requests.jsonl", [{"id": "q", "prompt": "hi"}])
     with session_scope() as session:

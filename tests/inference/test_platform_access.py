@@ -12,37 +12,17 @@ from openai import AuthenticationError, NotFoundError, OpenAI
 
 from services.inference.app import create_app
 from services.inference.config import ServeConfig
-from tests.inference.conftest import Served, running
+from tests.inference.conftest import Served, add_fine_tuned_job, running
 
 
 def _add_user_with_model(user_id: str, adapter: Path, *, job_id: str) -> tuple[str, str]:
-    """A user, an API key and a succeeded job whose model (an adapter or a whole model) is in the store.
-
-    Returns the key and the model's name.
-    """
+    """A user, an API key and a succeeded job whose model is in the store; returns the key and the model's name."""
     from shared.auth import create_api_key
-    from shared.db import Job, session_scope
-    from shared.db.jobs import ensure_user
-    from shared.storage import get_store, upload_dir
+    from shared.db import session_scope
 
-    prefix = f"users/{user_id}/jobs/{job_id}/final/"
-    upload_dir(get_store(), prefix, adapter)
-    model = f"ft:tiny:{user_id}:{job_id}"
+    model = add_fine_tuned_job(user_id, job_id, adapter)
     with session_scope() as session:
-        ensure_user(session, user_id)
-        key = create_api_key(session, user_id)
-        session.add(
-            Job(
-                id=job_id,
-                user_id=user_id,
-                kind="training",
-                status="succeeded",
-                model="tiny",
-                fine_tuned_model=model,
-                result={"model": f"store://{prefix}"},
-            )
-        )
-    return key.secret, model
+        return create_api_key(session, user_id).secret, model
 
 
 @pytest.fixture
