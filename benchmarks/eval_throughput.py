@@ -27,17 +27,25 @@ from services.evaluation.metrics.perplexity import perplexity, response_sequence
 from services.evaluation.prompts import render_prompt
 
 SWEEP_BATCH_SIZES = (1, 4, 16, 64)  # perplexity tokens/s at each: shows whether batching can pay on this device
+DEMO_REVIEWS = Path(__file__).resolve().parents[1] / "tuneflow" / "demo_data" / "reviews.jsonl"
 REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llamafactory-demo" / "alpaca_en_demo.json"
 
 
 def load_samples(n: int) -> list[EvalSample]:
-    """Prompts and references from LLaMA-Factory's alpaca demo, or seeded synthetic ones without it."""
+    """Long-answer prompts and references from LLaMA-Factory's alpaca demo, or seeded synthetic ones without it."""
     if REFERENCE_DATA.is_file():
         rows = json.loads(REFERENCE_DATA.read_text())[:n]
         pairs = [((r["instruction"] + "\n" + r["input"]).strip(), r["output"]) for r in rows]
     else:
         pairs = [(f"Question {i}: " + "why " * (i % 17), "Because. " * (i % 9 + 1)) for i in range(n)]
     return [EvalSample([{"role": "user", "content": q}], {"role": "assistant", "content": a}) for q, a in pairs]
+
+
+def load_short_answer_samples(n: int) -> list[EvalSample]:
+    """Short-answer samples (a review, its one-word sentiment) from the project's own demo data."""
+    with open(DEMO_REVIEWS, encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh][:n]
+    return [EvalSample(r["messages"][:-1], r["messages"][-1]) for r in rows]
 
 
 def plain_generation(model: Any, tok: Any, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -66,6 +74,31 @@ def plain_perplexity(model: Any, sequences: list[Any]) -> tuple[float, int]:
     return math.exp(nll / count), count
 
 
+def perplexity_report(
+    model: Any, sequences: list[Any], batch_size: int, window: dict[str, int], cutoff_len: int
+) -> dict[str, Any]:
+    """Scored tokens/s of TuneFlow's batched perplexity and of the plain loop on the same sequences."""
+    short = [s for s in sequences if len(s.input_ids) <= cutoff_len]  # the plain loop has no windowing
+    ours, ours_s = timed(perplexity, model, short, batch_size=batch_size, **window)
+    (plain_ppl, plain_tokens), plain_s = timed(plain_perplexity, model, short)
+    sweep = {}
+    for size in SWEEP_BATCH_SIZES:
+        result, seconds = timed(perplexity, model, short, batch_size=size, **window)
+        sweep[str(size)] = round(result.tokens / seconds)
+    lengths = sorted(len(s.input_ids) for s in short)
+    return {
+        "tuneflow_tokens_per_s": ours.tokens / ours_s,
+        "plain_tokens_per_s": plain_tokens / plain_s,
+        "ratio": plain_s / ours_s,
+        "tuneflow_perplexity": ours.perplexity,
+        "plain_perplexity": plain_ppl,
+        "sequences_compared": len(short),
+        "median_sequence_tokens": lengths[len(lengths) // 2],
+        "scored_tokens": ours.tokens,
+        "tuneflow_tokens_per_s_by_batch_size": sweep,
+    }
+
+
 def timed(fn: Any, *args: Any, repeats: int = 3, **kwargs: Any) -> tuple[Any, float]:
     """Result and best wall seconds of `repeats` calls (the minimum filters out noise from other processes)."""
     best, result = math.inf, None
@@ -79,7 +112,8 @@ def timed(fn: Any, *args: Any, repeats: int = 3, **kwargs: Any) -> tuple[Any, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="Model folder; default: a freshly built tiny Qwen2 (hidden 64, 2 layers).")
-    parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=64, help="Long-answer samples (generation and perplexity).")
+    parser.add_argument("--short-samples", type=int, default=256, help="Short-answer samples (perplexity).")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--cutoff-len", type=int, default=512)
@@ -105,16 +139,20 @@ def main() -> None:
         plain, plain_s = timed(plain_generation, model, tok, prompts, args.max_new_tokens, repeats=1)
         same = sum(o.text == p for o, p in zip(ours, plain, strict=True))
 
-        sequences = response_sequences(tok, samples, None)
         window = {"window": args.cutoff_len, "stride": args.cutoff_len // 2, "pad_id": tok.pad_token_id}
-        everything, everything_s = timed(perplexity, model, sequences, batch_size=args.batch_size, **window)
-        short = [s for s in sequences if len(s.input_ids) <= args.cutoff_len]  # the plain loop has no windowing
-        ours_short, short_s = timed(perplexity, model, short, batch_size=args.batch_size, **window)
-        (plain_ppl, plain_tokens), plain_ppl_s = timed(plain_perplexity, model, short)
-        sweep = {}
-        for size in SWEEP_BATCH_SIZES:
-            result, seconds = timed(perplexity, model, short, batch_size=size, **window)
-            sweep[str(size)] = round(result.tokens / seconds)
+        long_answers = response_sequences(tok, samples, None)
+        everything, everything_s = timed(perplexity, model, long_answers, batch_size=args.batch_size, **window)
+        scoring = {
+            "long_answers": perplexity_report(model, long_answers, args.batch_size, window, args.cutoff_len),
+            "short_answers": perplexity_report(
+                model,
+                response_sequences(tok, load_short_answer_samples(args.short_samples), None),
+                args.batch_size,
+                window,
+                args.cutoff_len,
+            ),
+        }
+        scoring["long_answers"]["all_sequences_tokens_per_s"] = everything.tokens / everything_s
 
     report = {
         "model": args.model or "tiny qwen2 (hidden 64, 2 layers)",
@@ -130,16 +168,7 @@ def main() -> None:
             "ratio": plain_s / ours_s,
             "identical_outputs": f"{same}/{len(prompts)}",
         },
-        "perplexity": {
-            "tuneflow_tokens_per_s": ours_short.tokens / short_s,
-            "plain_tokens_per_s": plain_tokens / plain_ppl_s,
-            "ratio": plain_ppl_s / short_s,
-            "tuneflow_perplexity": ours_short.perplexity,
-            "plain_perplexity": plain_ppl,
-            "sequences_compared": len(short),
-            "all_sequences_tokens_per_s": everything.tokens / everything_s,
-            "tuneflow_tokens_per_s_by_batch_size": sweep,
-        },
+        "perplexity": scoring,
     }
     print(json.dumps(report, indent=2))
 
