@@ -30,7 +30,7 @@ class JsonShape:
 class JsonBreak:
     """Where and why a JSON file fails to parse."""
 
-    code: str  # invalid_json | invalid_utf8 | json_lines (several values one after another)
+    code: str  # invalid_json | invalid_utf8 | json_lines (several values one after another) | nonstandard_json
     reason: str
     line: int | None = None
     index: int | None = None  # the array element that breaks, when the line is not known
@@ -80,4 +80,5 @@ def _locate(path: Path, message: str, elements_read: int) -> JsonBreak:
         return JsonBreak("invalid_utf8", "bytes are not valid UTF-8", line=data.count(b"\n", 0, exc.start) + 1)
     except json.JSONDecodeError as exc:
         return JsonBreak("invalid_json", f"not valid JSON: {exc.msg} at column {exc.colno}", line=exc.lineno)
-    return JsonBreak(code, message.strip().splitlines()[0])  # the two parsers disagree: keep ijson's word
+    # Python's json reads what ijson refused: NaN or Infinity, which JSON lacks but json.dumps writes.
+    return JsonBreak("nonstandard_json", "holds NaN or Infinity")

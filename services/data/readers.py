@@ -104,20 +104,36 @@ def _read_jsonl(path: Path, label: str) -> Iterator[Row]:
 def _read_json(path: Path, label: str) -> Iterator[Row]:
     shape = scan_json(path)
     if isinstance(shape, JsonBreak):
-        if shape.code == "json_lines":  # JSON Lines under a .json name, as `datasets` also accepts
-            yield from _read_jsonl(path, label)
-            return
-        loc = Location(label, line=shape.line, index=shape.index)
-        yield Row(loc, problem=loc.problem(shape.code, f"{shape.reason}; the file cannot be read"))
+        yield from _read_refused_json(path, label, shape)
         return
     if shape.kind == "scalar":
-        loc = Location(label)
-        yield Row(loc, problem=loc.problem("wrong_type", "a JSON file must hold an array of records"))
+        yield _not_records(label)
         return
     with open_json(path) as fh:
         # One object stands for an array of one record.
         for index, item in enumerate(ijson.items(fh, "item" if shape.kind == "array" else "")):
             yield Row(Location(label, index=index), _floats_for_decimals(item))
+
+
+def _read_refused_json(path: Path, label: str, refusal: JsonBreak) -> Iterator[Row]:
+    """What can still be read of a file the streaming parser refused: JSON Lines, NaN-holding JSON, or nothing."""
+    if refusal.code == "json_lines":  # JSON Lines under a .json name, as `datasets` also accepts
+        yield from _read_jsonl(path, label)
+    elif refusal.code == "nonstandard_json":  # small enough to read whole, as json.load always did
+        value = json.loads(path.read_bytes().removeprefix(codecs.BOM_UTF8))
+        if not isinstance(value, list | dict):
+            yield _not_records(label)
+            return
+        for index, item in enumerate(value if isinstance(value, list) else [value]):
+            yield Row(Location(label, index=index), item)
+    else:
+        loc = Location(label, line=refusal.line, index=refusal.index)
+        yield Row(loc, problem=loc.problem(refusal.code, f"{refusal.reason}; the file cannot be read"))
+
+
+def _not_records(label: str) -> Row:
+    loc = Location(label)
+    return Row(loc, problem=loc.problem("wrong_type", "a JSON file must hold an array of records"))
 
 
 def _floats_for_decimals(value: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import tracemalloc
 from pathlib import Path
 
@@ -67,6 +68,14 @@ def test_a_break_in_a_big_file_is_placed_by_record_and_yields_no_records(
     assert "after 2 records" in row.problem.reason and "cannot be read" in row.problem.reason
     (row,) = read_rows(bad_bytes)
     assert (row.problem.code, row.problem.index) == ("invalid_utf8", 1)
+
+
+def test_nan_and_infinity_read_as_json_load_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "nan.json"
+    path.write_text('[{"text": "a", "score": NaN}, {"text": "b", "score": -Infinity}]')
+    rows = list(read_rows(path))
+    assert [row.loc.index for row in rows] == [0, 1] and all(row.problem is None for row in rows)
+    assert math.isnan(rows[0].value["score"]) and rows[1].value == {"text": "b", "score": -math.inf}
 
 
 def test_a_break_in_a_small_file_is_placed_by_line_and_column(tmp_path: Path) -> None:
