@@ -1,4 +1,4 @@
-"""Trainer callbacks: live metrics (events, TensorBoard, trainer_log.jsonl), cooperative cancel, store sync."""
+"""Trainer callbacks: live metrics (events, TensorBoard, trainer_log.jsonl), cooperative stop, store sync."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import psutil
 from transformers import TrainerCallback
@@ -16,7 +16,7 @@ from shared.storage import get_store
 
 from .checkpoints import upload_checkpoint
 
-CANCEL_POLL_S = 0.5  # how stale a cancel request may be before a step boundary notices it
+STOP_POLL_S = 0.5  # how stale a cancel request or a takeover may be before a step boundary notices it
 
 
 def process_memory_mb() -> dict[str, float]:
@@ -99,37 +99,43 @@ class MetricsCallback(TrainerCallback):
             self.writer.close()
 
 
-class CancelCallback(TrainerCallback):
-    """Stops training at the first step boundary after someone asked the job to stop.
+StopReason = Literal["cancelled", "lease_lost"]
 
-    Rank 0 reads the request and broadcasts the decision, so every data-parallel process stops at the
-    same step (a process left waiting in an all-reduce would hang the job).
+
+class StopCallback(TrainerCallback):
+    """Stops training at the first step boundary after the job was cancelled or taken over by another worker.
+
+    Rank 0 reads the job's record and broadcasts the decision, so every data-parallel process stops at the
+    same step (a process left waiting in an all-reduce would hang the job). `reason` says why it stopped.
     """
 
-    def __init__(self, job_id: str) -> None:
+    REASONS: tuple[StopReason | None, ...] = (None, "cancelled", "lease_lost")  # broadcast as their index
+
+    def __init__(self, job_id: str, worker: str) -> None:
         self.job_id = job_id
-        self.cancelled = False
+        self.worker = worker
+        self.reason: StopReason | None = None
         self._last_poll = 0.0
 
     def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
         import torch.distributed as dist
 
-        from shared.db.jobs import is_cancel_requested
+        from shared.db.jobs import stop_reason
 
-        stop = False
-        if state.is_world_process_zero and time.monotonic() - self._last_poll >= CANCEL_POLL_S:
+        reason: StopReason | None = None
+        if state.is_world_process_zero and time.monotonic() - self._last_poll >= STOP_POLL_S:
             self._last_poll = time.monotonic()
-            stop = is_cancel_requested(self.job_id)
+            reason = cast("StopReason | None", stop_reason(self.job_id, self.worker))
         if dist.is_available() and dist.is_initialized():
             import torch
 
-            flag = torch.tensor([int(stop)])
-            dist.broadcast(flag, src=0)
-            stop = bool(flag.item())
-        if stop:
-            self.cancelled = True
+            code = torch.tensor([self.REASONS.index(reason)])
+            dist.broadcast(code, src=0)
+            reason = self.REASONS[int(code.item())]
+        if reason is not None:
+            self.reason = reason
             control.should_training_stop = True
-            control.should_save = False  # a cancelled job leaves nothing half-done behind
+            control.should_save = False  # a stopped run leaves nothing half-done behind
             control.should_log = False
             control.should_evaluate = False
         return control

@@ -30,12 +30,13 @@ class RunSpec(BaseModel):
     dataset_dir: str = Field(description="Local folder with the prepared dataset's manifest and Parquet files.")
     workdir: str = Field(description="Scratch folder for this run; outputs go to `final/`, `logs/`.")
     resume_from: str | None = Field(None, description="Local checkpoint folder to resume from.")
+    worker: str = Field(description="The worker holding the job's lease; the run stops if another takes it over.")
 
 
 class Outcome(BaseModel):
     """What the training process reports back (written to `workdir/outcome.json` by rank 0)."""
 
-    status: Literal["completed", "cancelled"] = Field(description="How the run ended.")
+    status: Literal["completed", "cancelled", "lease_lost"] = Field(description="How the run ended.")
     metrics: dict[str, float] = Field(default_factory=dict, description="Final numbers (train_loss, runtime...).")
 
 
@@ -43,7 +44,7 @@ def train(spec: RunSpec) -> Outcome:
     """Train as `spec.config` says and write `final/`, `logs/`, `metrics.json`, the loss plot and the outcome."""
     from transformers import AutoTokenizer, Trainer, set_seed
 
-    from .callbacks import CancelCallback, MetricsCallback, StoreSyncCallback
+    from .callbacks import MetricsCallback, StopCallback, StoreSyncCallback
     from .data import PaddedCollator, PaddingFreeCollator, eval_split, load_splits
     from .methods import count_parameters, load_for_training
     from .plots import plot_loss
@@ -66,7 +67,7 @@ def train(spec: RunSpec) -> Outcome:
     collator = PaddingFreeCollator() if padding_free else PaddedCollator(tokenizer.pad_token_id)
 
     samples_per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps * world
-    cancel = CancelCallback(spec.job_id)
+    stop = StopCallback(spec.job_id, spec.worker)
     trainer = Trainer(
         model=model,
         args=training_arguments(config, workdir, has_eval=eval_set is not None),
@@ -76,7 +77,7 @@ def train(spec: RunSpec) -> Outcome:
         processing_class=tokenizer,
         callbacks=[
             MetricsCallback(spec.job_id, logs_dir, samples_per_step),
-            cancel,
+            stop,
             StoreSyncCallback(spec.job_prefix, logs_dir),
         ],
     )
@@ -84,8 +85,8 @@ def train(spec: RunSpec) -> Outcome:
     # ---- train
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=spec.resume_from)
-    if cancel.cancelled:
-        return _finish(workdir, Outcome(status="cancelled"), trainer)
+    if stop.reason is not None:
+        return _finish(workdir, Outcome(status=stop.reason), trainer)
 
     # ---- save
     metrics = {

@@ -19,11 +19,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.db import Job
-from shared.db.jobs import is_cancel_requested
+from shared.db.jobs import is_cancel_requested, stop_reason
 from shared.db.session import session_scope
 from shared.events import emit, emit_status, worker_name
 from shared.modelkit import check_model_access, resolve_model_source
-from shared.schemas import TERMINAL_STATUSES, JobStatus, TaskResult
+from shared.schemas import TERMINAL_STATUSES, EventLevel, JobStatus, TaskResult
 from shared.schemas.training import TrainJobConfig
 from shared.settings import get_settings
 from shared.storage import (
@@ -107,6 +107,7 @@ def _run(job_id: str, user_id: str, config: TrainJobConfig) -> TaskResult:
         dataset_dir=str(dataset_dir),
         workdir=str(workdir),
         resume_from=str(resume_from) if resume_from else None,
+        worker=worker_name(),
     )
     run_training_process(spec, config.num_processes)
 
@@ -114,6 +115,11 @@ def _run(job_id: str, user_id: str, config: TrainJobConfig) -> TaskResult:
     if outcome.status == "cancelled":
         emit_status(job_id, JobStatus.CANCELLED, "cancelled at a step boundary")
         return TaskResult(job_id=job_id, status=JobStatus.CANCELLED.value)
+    if outcome.status == "lease_lost" or stop_reason(job_id, spec.worker) == "lease_lost":
+        # Another worker requeued and took the job (this one's heartbeats stopped arriving in time): it
+        # publishes the result, this run publishes nothing.
+        emit(job_id, "another worker took this job over; this run stopped without publishing", level=EventLevel.WARN)
+        return TaskResult(job_id=job_id, status=JobStatus.RUNNING.value)
 
     outputs = _upload_outputs(store, job_prefix, workdir, config)
     delete_prefix(store, checkpoints_prefix(job_prefix))  # the final model supersedes them

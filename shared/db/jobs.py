@@ -59,3 +59,16 @@ def is_cancel_requested(job_id: str) -> bool:
     with session_scope() as session:
         job = session.get(Job, job_id)
         return bool(job and job.cancel_requested)
+
+
+def stop_reason(job_id: str, worker: str) -> str | None:
+    """Why `worker`'s run of `job_id` must stop now, or None: "cancelled" (someone asked), or "lease_lost"
+    (its lease ran out and another worker took the job over: two runs must never write the same job).
+    """
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        if job.cancel_requested:
+            return "cancelled"
+        return "lease_lost" if job.worker not in (None, worker) else None

@@ -3,6 +3,7 @@ per-step losses as an uninterrupted run; a cancel request stops the job at the n
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -98,8 +99,6 @@ def test_cancel_stops_at_the_next_step_boundary(embedded: Path, task_model_dir: 
     runner.join(60)
     stopped = time.monotonic() - requested
 
-    import json
-
     steps = [json.loads(x)["step"] for x in lines]
     step_s = max(float(json.loads(lines[-1])["eta_s"]) / (1000 - steps[-1]), 0.01)
     assert stopped < step_s + 5.0, f"stopped {stopped:.1f}s after the request (step time {step_s:.2f}s)"
@@ -108,6 +107,44 @@ def test_cancel_stops_at_the_next_step_boundary(embedded: Path, task_model_dir: 
     prefix = object_key("local", ObjectKind.JOBS, job_id)
     assert not list(get_store().list(prefix + "final/"))  # nothing partial published
     assert not (embedded / "training" / job_id / "final").exists()
+
+
+def test_a_run_whose_job_another_worker_took_over_stops_without_publishing(
+    embedded: Path, task_model_dir: Path
+) -> None:
+    from services.training.lease import claim_job
+    from shared.db import JobEvent, session_scope
+    from shared.queue import TaskName, send_task
+    from shared.settings import get_settings
+    from shared.storage import ObjectKind, get_store, object_key
+
+    job_id, payload = _submit(task_model_dir)
+    payload["config"]["max_steps"] = 1000
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(send_task(TaskName.TRAINING_RUN, payload).get()))
+    runner.start()
+    local_log = embedded / "training" / job_id / "logs" / "trainer_log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (local_log.exists() and len(local_log.read_text().splitlines()) >= 3):
+        assert runner.is_alive() and time.monotonic() < deadline
+        time.sleep(0.05)
+    # As if this worker's heartbeats had stopped arriving: its lease ran out and another worker took the job.
+    later = datetime.now(UTC) + timedelta(seconds=get_settings().job_lease_s + 1)
+    assert claim_job(job_id, "other-host:1", later)
+    taken_over = time.monotonic()
+    runner.join(60)
+
+    assert not runner.is_alive() and time.monotonic() - taken_over < 10
+    assert outcome["status"] == "running"  # the job goes on, in the other worker's hands
+    row = job_row(job_id)
+    assert (row["status"], row["worker"]) == ("running", "other-host:1")
+    assert json.loads(local_log.read_text().splitlines()[-1])["step"] < 1000
+    prefix = object_key("local", ObjectKind.JOBS, job_id)
+    assert not list(get_store().list(prefix + "final/"))  # nothing published beside the new owner's run
+    with session_scope() as session:
+        messages = [e.message for e in session.query(JobEvent).filter_by(job_id=job_id)]
+    assert any("took this job over" in m for m in messages)
+    assert not any(m == "job succeeded" or "cancelled" in m for m in messages)
 
 
 def test_job_cancelled_in_the_queue_never_starts(embedded: Path) -> None:
