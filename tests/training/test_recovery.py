@@ -79,20 +79,28 @@ def test_sigkilled_worker_resumes_with_identical_losses(embedded: Path, task_mod
         assert resumed[step] == pytest.approx(reference[step], abs=1e-4), f"step {step}"
 
 
-def test_cancel_stops_at_the_next_step_boundary(embedded: Path, task_model_dir: Path) -> None:
-    from shared.db.jobs import request_cancel
+def _start_long_run(home: Path, model_dir: Path) -> tuple[str, threading.Thread, Path, dict]:
+    """Start a 1000-step job in a thread and wait for 3 logged steps: (job id, thread, local log, its result)."""
     from shared.queue import TaskName, send_task
-    from shared.storage import ObjectKind, get_store, object_key
 
-    job_id, payload = _submit(task_model_dir)
+    job_id, payload = _submit(model_dir)
     payload["config"]["max_steps"] = 1000
-    runner = threading.Thread(target=lambda: send_task(TaskName.TRAINING_RUN, payload).get())
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(send_task(TaskName.TRAINING_RUN, payload).get()))
     runner.start()
-    local_log = embedded / "training" / job_id / "logs" / "trainer_log.jsonl"
+    local_log = home / "training" / job_id / "logs" / "trainer_log.jsonl"
     deadline = time.monotonic() + 120
     while not (local_log.exists() and len(local_log.read_text().splitlines()) >= 3):
         assert runner.is_alive() and time.monotonic() < deadline
         time.sleep(0.05)
+    return job_id, runner, local_log, outcome
+
+
+def test_cancel_stops_at_the_next_step_boundary(embedded: Path, task_model_dir: Path) -> None:
+    from shared.db.jobs import request_cancel
+    from shared.storage import ObjectKind, get_store, object_key
+
+    job_id, runner, local_log, _ = _start_long_run(embedded, task_model_dir)
     lines = local_log.read_text().splitlines()
     requested = time.monotonic()
     assert request_cancel(job_id)
@@ -114,20 +122,10 @@ def test_a_run_whose_job_another_worker_took_over_stops_without_publishing(
 ) -> None:
     from services.training.lease import claim_job
     from shared.db import JobEvent, session_scope
-    from shared.queue import TaskName, send_task
     from shared.settings import get_settings
     from shared.storage import ObjectKind, get_store, object_key
 
-    job_id, payload = _submit(task_model_dir)
-    payload["config"]["max_steps"] = 1000
-    outcome: dict = {}
-    runner = threading.Thread(target=lambda: outcome.update(send_task(TaskName.TRAINING_RUN, payload).get()))
-    runner.start()
-    local_log = embedded / "training" / job_id / "logs" / "trainer_log.jsonl"
-    deadline = time.monotonic() + 120
-    while not (local_log.exists() and len(local_log.read_text().splitlines()) >= 3):
-        assert runner.is_alive() and time.monotonic() < deadline
-        time.sleep(0.05)
+    job_id, runner, local_log, outcome = _start_long_run(embedded, task_model_dir)
     # As if this worker's heartbeats had stopped arriving: its lease ran out and another worker took the job.
     later = datetime.now(UTC) + timedelta(seconds=get_settings().job_lease_s + 1)
     assert claim_job(job_id, "other-host:1", later)
