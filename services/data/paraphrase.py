@@ -46,6 +46,11 @@ def record_key(record: Record) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
+def request_id(key: str, number: int) -> str:
+    """The id of paraphrase `number` of the record with content hash `key`: planner and preparer both derive it."""
+    return f"{key}-{number}"
+
+
 def is_picked(key: str, fraction: float, seed: int) -> bool:
     """Whether the record with `key` is paraphrased: a seeded choice that depends on its content only."""
     if fraction >= 1:
@@ -77,7 +82,7 @@ def paraphrase_requests(record: Record, config: AugmentConfig, seed: int) -> lis
     # str.replace, not str.format: instructions often contain braces (code, JSON).
     ask = config.paraphrase_prompt.replace("{instruction}", record["messages"][index]["content"])
     return [
-        GenerationRequest(id=f"{key}-{k}", messages=[ChatTurn(role="user", content=ask)])
+        GenerationRequest(id=request_id(key, k), messages=[ChatTurn(role="user", content=ask)])
         for k in range(config.paraphrases)
     ]
 
@@ -141,13 +146,13 @@ def paraphrase_variants(
     original = record["messages"][index]["content"]
     kept: list[str] = []
     for k in range(config.paraphrases):
-        request_id = f"{key}-{k}"
-        reason = rejection(paraphrases.responses.get(request_id), original, kept)
+        asked = request_id(key, k)
+        reason = rejection(paraphrases.responses.get(asked), original, kept)
         if reason is not None:
-            why = f"paraphrase {request_id} dropped: {REJECTIONS[reason]}"
+            why = f"paraphrase {asked} dropped: {REJECTIONS[reason]}"
             builder.reject_paraphrase(loc.problem(f"paraphrase_{reason}", why, f"messages[{index}].content"), reason)
             continue
-        text = paraphrases.responses[request_id].text.strip()
+        text = paraphrases.responses[asked].text.strip()
         kept.append(text)
         variant = copy.deepcopy(record)
         variant["messages"][index]["content"] = text
