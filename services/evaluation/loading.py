@@ -6,16 +6,15 @@ from pathlib import Path
 from typing import Any
 
 from shared.modelkit import load_model, load_tokenizer, pick_device, resolve_model_source
+from shared.modelkit.loader import FINE_TUNED_PREFIX
 from shared.storage import ObjectKind, object_key
-
-FT_PREFIX = "ft:"
 
 
 def resolve_model_name(name: str) -> str:
     """Map the training service's `ft:{base}:{user}:{job_id}` names to that job's `final/` prefix."""
-    if not name.startswith(FT_PREFIX):
+    if not name.startswith(FINE_TUNED_PREFIX):
         return name
-    parts = name[len(FT_PREFIX) :].rsplit(":", 2)
+    parts = name[len(FINE_TUNED_PREFIX) :].rsplit(":", 2)
     if len(parts) != 3 or not all(parts):
         raise ValueError(f"{name!r} is not a fine-tuned model name of the form ft:<base>:<user>:<job_id>")
     _, user, job_id = parts

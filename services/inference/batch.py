@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from shared.modelkit import check_model_access, resolve_model_source
+from shared.modelkit.loader import FINE_TUNED_PREFIX
 from shared.schemas.generation import GenerateConfig, GenerationRequest, GenerationResponse
 from shared.storage import ObjectKind, ObjectStore, get_bytes, is_owned_key, object_key, put_bytes, user_prefix
 
@@ -31,7 +32,6 @@ from .sampling import SamplingParams
 from .schemas import ChatCompletionRequest
 from .sequences import Row, Update
 
-FT_PREFIX = "ft:"
 PROGRESS_INTERVAL_S = 5.0  # how often progress is reported (and cancellation checked) while decoding
 Progress = Callable[[int, int], bool]  # (done, total) -> whether to go on
 
@@ -49,7 +49,7 @@ def resolve_owned_model(name: str, user_id: str, field: str) -> str:
     Raises:
         PermissionError: naming `field`.
     """
-    if name.startswith(FT_PREFIX):
+    if name.startswith(FINE_TUNED_PREFIX):
         source = fine_tuned_source(user_id, name)
         if source is None:
             raise PermissionError(f"{field}: {name!r} is not a succeeded fine-tuned model of user {user_id!r}")

@@ -23,6 +23,7 @@ from shared.db.jobs import is_cancel_requested, stop_reason
 from shared.db.session import session_scope
 from shared.events import emit, emit_status, worker_name
 from shared.modelkit import check_model_access, resolve_model_source
+from shared.modelkit.loader import FINE_TUNED_PREFIX
 from shared.schemas import TERMINAL_STATUSES, EventLevel, JobStatus, TaskResult
 from shared.schemas.training import TrainJobConfig
 from shared.settings import get_settings
@@ -53,7 +54,7 @@ def fine_tuned_model_name(base: str, user_id: str, job_id: str) -> str:
     Only the base's last path part is kept, as OpenAI names hold a short base name, never a folder.
     """
     short = base.rstrip("/").rsplit("/", 1)[-1] or base
-    return f"ft:{short}:{user_id}:{job_id}"
+    return f"{FINE_TUNED_PREFIX}{short}:{user_id}:{job_id}"
 
 
 def run_training_job(*, job_id: str, user_id: str, config: dict[str, Any]) -> TaskResult:

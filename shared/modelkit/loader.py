@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 STORE_SCHEME = "store://"
+FINE_TUNED_PREFIX = "ft:"  # a training job's result: ft:<base>:<user>:<job_id>, as OpenAI names fine-tuned models
 
 
 def pick_device() -> str:
