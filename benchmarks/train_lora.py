@@ -84,7 +84,7 @@ def run_tuneflow(model_dir: Path, work: Path, overrides: list[str]) -> dict[str,
     subprocess.run(["rm", "-rf", str(work / "tuneflow-home")], check=True)
     from shared.config_files import load_config
     from shared.storage import get_bytes, get_store
-    from tuneflow.train_cmd import split_config, submit_training
+    from tuneflow.train_cmd import job_record, split_config, submit_training
 
     # Cleaning off: every contender trains on the same 200 records, as they are.
     cleaning = "cleaning={dedup: none, strip_whitespace: false, unicode_form: null, min_chars: 0}"
@@ -95,14 +95,10 @@ def run_tuneflow(model_dir: Path, work: Path, overrides: list[str]) -> dict[str,
     prepare, train = split_config(flat)
     job_id, chain = submit_training(prepare, train, "local")
     chain.result()
-    from shared.db import Job, session_scope
-
-    with session_scope() as session:
-        job = session.get(Job, job_id)
-        status, result, error = job.status, job.result, job.error
-    if status != "succeeded":
-        raise RuntimeError(f"TuneFlow job {status}: {error}")
-    metrics = json.loads(get_bytes(get_store(), result["outputs"]["metrics"]))
+    job = job_record(job_id)
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"TuneFlow job {job['status']}: {job['error']}")
+    metrics = json.loads(get_bytes(get_store(), job["result"]["outputs"]["metrics"]))
     return {
         "tokens": metrics["tokens_seen"],
         "train_runtime_s": metrics["train_runtime"],

@@ -60,10 +60,9 @@ class Checks:
 
 def train(model: Path, extra: dict[str, Any], on_gpu: bool, work: Path) -> dict[str, Any]:
     """One training job through data.prepare -> training.run; its losses and its final/ folder, fetched."""
-    from shared.db import Job, session_scope
     from shared.storage import fetch_prefix, get_bytes, get_store
     from tuneflow.demo import DEMO_DATA
-    from tuneflow.train_cmd import split_config, submit_training
+    from tuneflow.train_cmd import job_record, split_config, submit_training
 
     config = {
         "model_name_or_path": str(model),
@@ -78,12 +77,11 @@ def train(model: Path, extra: dict[str, Any], on_gpu: bool, work: Path) -> dict[
     }
     job_id, chain = submit_training(*split_config(config), "local")
     chain.result()
-    with session_scope() as session:
-        job = session.get(Job, job_id)
-        status, result, error = job.status, job.result, job.error
-    if status != "succeeded":
-        raise RuntimeError(f"job {status}: {(error or {}).get('message', '')}")
+    job = job_record(job_id)
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"job {job['status']}: {(job['error'] or {}).get('message', '')}")
     store = get_store()
+    result = job["result"]
     log_key = result["outputs"]["logs"] + "trainer_log.jsonl"
     log = [json.loads(line) for line in get_bytes(store, log_key).decode().splitlines()]
     losses = [r["loss"] for r in log if "loss" in r]

@@ -84,7 +84,7 @@ def follow_job(job_id: str, chain: Future, *, poll_s: float = 0.5) -> dict[str, 
     """Show a progress bar from the job's metrics events until the chain ends; return the job row as a dict."""
     from tqdm import tqdm
 
-    from shared.db import Job, JobEvent, session_scope
+    from shared.db import JobEvent, session_scope
 
     bar = tqdm(total=1, unit="step", desc="training", dynamic_ncols=True)
     while True:
@@ -106,6 +106,13 @@ def follow_job(job_id: str, chain: Future, *, poll_s: float = 0.5) -> dict[str, 
     bar.close()
     if chain.exception() is not None:
         typer.echo(f"chain failed: {chain.exception()}", err=True)
+    return job_record(job_id)
+
+
+def job_record(job_id: str) -> dict[str, Any]:
+    """The job's database row as a dict (status, result, error, ...)."""
+    from shared.db import Job, session_scope
+
     with session_scope() as session:
         job = session.get(Job, job_id)
         return {c.name: getattr(job, c.name) for c in Job.__table__.columns}
