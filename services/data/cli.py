@@ -176,6 +176,8 @@ def _prepare_config(config: Path | None, overrides: dict[str, Any]) -> PrepareCo
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML with PrepareConfig keys (LLaMA-Factory names).")]
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Comma-separated names or paths.")]
+StageOverrideOpt = Annotated[str | None, typer.Option("--stage", help="sft, pt, rm or dpo.")]
+CutoffLenOpt = Annotated[int | None, typer.Option("--cutoff-len", help="Maximum tokens per row.")]
 
 
 @data_app.command()
@@ -185,8 +187,8 @@ def prepare(
     dataset: DatasetOpt = None,
     dataset_dir: DirOpt = None,
     template: TemplateOpt = None,
-    stage: Annotated[str | None, typer.Option(help="sft, pt, rm or dpo.")] = None,
-    cutoff_len: Annotated[int | None, typer.Option(help="Maximum tokens per row.")] = None,
+    stage: StageOverrideOpt = None,
+    cutoff_len: CutoffLenOpt = None,
     val_size: Annotated[float | None, typer.Option(help="Validation fraction or count.")] = None,
     submit: Annotated[bool, typer.Option(help="Upload the folder and run data.prepare through the queue.")] = False,
     user: Annotated[str, typer.Option(help="Owner of the prepared dataset.")] = "local",
@@ -249,8 +251,8 @@ def preview(
     dataset: DatasetOpt = None,
     dataset_dir: DirOpt = None,
     template: TemplateOpt = None,
-    stage: Annotated[str | None, typer.Option(help="sft, pt, rm or dpo.")] = None,
-    cutoff_len: Annotated[int | None, typer.Option(help="Maximum tokens per row.")] = None,
+    stage: StageOverrideOpt = None,
+    cutoff_len: CutoffLenOpt = None,
     index: Annotated[int, typer.Option(help="Which valid record (0-based, across the datasets in order).")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
